@@ -1,0 +1,61 @@
+"""Polku: the Flask app factory that the web server, workers and CLI share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bot.settings import Settings, load_settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `config` overrides settings (tests), else the environment.
+
+    Raises `ConfigError` at once when a setting cannot work.
+    """
+    config = dict(config or {})
+    settings: Settings = config.pop("settings", None) or load_settings(**config)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        POLKU=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=30),
+    )
+
+    from bot import channels, cli, db, queue
+    from bot.logs import configure_logging
+
+    configure_logging(settings)
+    db.init_app(app)
+    queue.init_app(app)
+    channels.init_app(app)
+    cli.init_app(app)
+
+    from bot import webchat, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(webchat.bp)
+    app.register_error_handler(HTTPException, _http_error)
+
+    return app
+
+
+def _http_error(error: HTTPException) -> Response:
+    """Answer errors in plain words, as JSON for the chat API, never a traceback."""
+    code = error.code or 500
+    description = error.description or error.name
+    if request.path.startswith("/chat/"):
+        response = jsonify(error=description)
+        response.status_code = code
+        return response
+
+    return Response(
+        f"{code} {error.name}: {description}\n", code, mimetype="text/plain"
+    )

@@ -1,0 +1,118 @@
+"""Command-line entry points: `serve`, `worker`, `scheduler` and `db upgrade`.
+
+`serve` is the zero-configuration start: the web server, a worker with RQ's
+scheduler, and the periodic sweep, on SQLite and an embedded Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+logger = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 60
+
+db_cli = AppGroup("db", help="Manage the database schema.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(serve)
+    app.cli.add_command(worker)
+    app.cli.add_command(scheduler)
+    app.cli.add_command(db_cli)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+    from bot import schema
+    from bot.db import get_db
+
+    schema.upgrade(get_db().engine)
+    click.echo("database schema is up to date")
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--with-scheduler/--without-scheduler", default=True, show_default=True)
+def worker(burst: bool, with_scheduler: bool) -> None:
+    """Run one RQ worker for Polku's queue (several may run side by side)."""
+    from rq import Worker
+
+    import workers
+    from bot.queue import get_queue
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    workers.use_app(app)
+    queue = get_queue(app)
+    Worker([queue], connection=queue.connection).work(
+        burst=burst,
+        with_scheduler=with_scheduler,
+        logging_level=app.config["POLKU"].log_level,
+    )
+
+
+@click.command()
+def scheduler() -> None:
+    """Run the periodic jobs (the sweep that re-queues waiting messages)."""
+    from rq.cron import CronScheduler
+
+    from bot.queue import QUEUE_NAME, get_queue
+    from workers.maintenance import requeue_pending
+
+    queue = get_queue(current_app._get_current_object())  # type: ignore[attr-defined]
+    cron = CronScheduler(connection=queue.connection, name=f"polku-{os.getpid()}")
+    cron.register(requeue_pending, QUEUE_NAME, interval=SWEEP_INTERVAL)
+    cron.start()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", "worker_count", default=1, show_default=True, type=int)
+def serve(host: str, port: int, worker_count: int) -> None:
+    """Start the web chat and webhooks, workers and the scheduler together."""
+    from werkzeug.serving import run_simple
+
+    from bot import schema
+    from bot.db import get_db
+    from bot.queue import redis_url
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = app.config["POLKU"]
+    schema.upgrade(get_db().engine)
+
+    # Children find the same database and Redis, including the embedded one.
+    env = dict(os.environ)
+    env["REDIS_URL"] = redis_url(settings)
+    env["DATABASE_URL"] = settings.database_url
+    env["POLKU_INSTANCE_PATH"] = str(settings.instance_path)
+    # The commands are this interpreter and our own subcommands, no outside input.
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    children = [
+        subprocess.Popen([*flask, "worker"], env=env)  # noqa: S603 for _ in range(worker_count)
+    ]
+    children.append(subprocess.Popen([*flask, "scheduler"], env=env))  # noqa: S603
+
+    click.echo(f"Polku is running: open http://{host}:{port}/ to chat with it.")
+    try:
+        run_simple(host, port, app, threaded=True)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

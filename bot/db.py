@@ -1,0 +1,91 @@
+"""The database connection: one SQLAlchemy engine per app, sessions per unit of work.
+
+The database is the source of truth for clients, conversations and messages; Redis
+only carries ids. Webhooks, workers and the CLI open short explicit transactions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+class Database:
+    """An engine and a session factory for one database URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _create_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A forked RQ work horse must not share pooled connections with its
+        # parent: drop the inherited ones without closing the parent's sockets.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Yield a session inside a transaction that commits on success."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def session(self) -> Session:
+        """Return a new session; the caller closes it."""
+        return self._sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _after_fork(self) -> None:
+        self.engine.dispose(close=False)
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": 30}
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # Plain postgresql:// means psycopg 3 here, the driver we install.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(
+            hide_password=False
+        )
+    engine = create_engine(url, **options)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+
+    return engine
+
+
+def _configure_sqlite(connection: Any, _record: Any) -> None:
+    # WAL lets the web app read while a worker writes; the busy timeout makes
+    # concurrent writers wait instead of failing.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["polku.db"] = Database(app.config["POLKU"].database_url)
+
+
+def get_db(app: Flask | None = None) -> Database:
+    """Return the database of `app` (default: the current app)."""
+    if app is None:
+        from flask import current_app
+
+        app = current_app
+
+    return app.extensions["polku.db"]

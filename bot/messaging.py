@@ -1,0 +1,385 @@
+"""Messages in and out: store an inbound text, turn it into replies, deliver them.
+
+The webhooks call `receive`; the worker calls `process_inbound` and then
+`deliver`; status callbacks call `record_status`. Every step is idempotent, so a
+retried webhook or job, or the periodic sweep, never answers a message twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.channels import Channel
+from bot.conversation import Commands, respond
+from bot.db import Database
+from bot.errors import ChannelError, RecipientOptedOutError
+from bot.models import Client, Conversation, Message, utcnow
+from bot.queue import enqueue_inbound, enqueue_send
+from bot.segments import count_segments, split_reply
+
+logger = logging.getLogger(__name__)
+
+INBOUND, OUTBOUND = "in", "out"
+RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
+QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "suppressed",
+)
+# Twilio's statuses in the order they happen; a late callback never goes back.
+STATUS_RANK = {
+    QUEUED: 0,
+    SENDING: 1,
+    "accepted": 1,
+    "scheduled": 1,
+    SENT: 2,
+    "delivered": 3,
+    "read": 4,
+    "undelivered": 3,
+    FAILED: 3,
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a channel hands over for one inbound message."""
+
+    channel: str
+    address: str
+    body: str
+    provider_sid: str
+    media_count: int = 0
+
+
+def address_hash(secret_key: str, channel: str, address: str) -> str:
+    """Return the keyed hash that finds a client without storing a search key."""
+    key = hashlib.sha256(b"polku-address:" + secret_key.encode()).digest()
+    digest = hmac.new(key, f"{channel}:{address}".encode(), hashlib.sha256)
+
+    return digest.hexdigest()
+
+
+def receive(db: Database, secret_key: str, inbound: Inbound) -> tuple[Message, bool]:
+    """Store `inbound` once; return the message and whether it is new.
+
+    A second delivery with the same provider id (Twilio retries webhooks)
+    returns the stored message and False.
+    """
+    existing = _find_by_sid(db, inbound.provider_sid)
+    if existing is not None:
+        return existing, False
+
+    client_key = address_hash(secret_key, inbound.channel, inbound.address)
+    try:
+        with db.transaction() as session:
+            client = _client_for(session, client_key, inbound)
+            message = Message(
+                client_id=client.id,
+                direction=INBOUND,
+                channel=inbound.channel,
+                provider_sid=inbound.provider_sid,
+                body=inbound.body,
+                media_count=inbound.media_count,
+                status=RECEIVED,
+            )
+            session.add(message)
+    except IntegrityError:
+        # A concurrent retry of the same webhook stored it first.
+        existing = _find_by_sid(db, inbound.provider_sid)
+        if existing is None:
+            raise
+        return existing, False
+
+    logger.info("message %s: received from client %s", message.id, message.client_id)
+
+    return message, True
+
+
+def _find_by_sid(db: Database, provider_sid: str) -> Message | None:
+    with db.session() as session:
+        query = select(Message).where(Message.provider_sid == provider_sid)
+        return session.scalars(query).one_or_none()
+
+
+def _client_for(session: Session, client_key: str, inbound: Inbound) -> Client:
+    query = select(Client).where(Client.address_hash == client_key)
+    client = session.scalars(query).one_or_none()
+    if client is None:
+        client = Client(
+            channel=inbound.channel, address_hash=client_key, address=inbound.address
+        )
+        session.add(client)
+    client.last_seen_at = utcnow()
+    session.flush()
+
+    return client
+
+
+def mark_queued(db: Database, message_id: int) -> None:
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        if message is not None and message.queued_at is None:
+            message.queued_at = utcnow()
+
+
+def process_inbound(
+    db: Database,
+    message_id: int,
+    channels: dict[str, Channel],
+    *,
+    commands: Commands,
+    contact: str = "",
+) -> list[int]:
+    """Answer the client's pending messages up to `message_id`, oldest first.
+
+    Returns the ids of the replies written, for the caller to queue. A message
+    handled earlier (by a retry or a later message's job) is skipped, so running
+    this twice writes no second answer.
+    """
+    with db.transaction() as session:
+        target = session.get(Message, message_id)
+        if target is None or target.direction != INBOUND:
+            logger.warning("message %s: not an inbound message; skipped", message_id)
+            return []
+
+        client = _lock_client(session, target.client_id)
+        pending = session.scalars(
+            select(Message)
+            .where(
+                Message.client_id == client.id,
+                Message.direction == INBOUND,
+                Message.status == RECEIVED,
+                Message.id <= message_id,
+            )
+            .order_by(Message.id)
+        ).all()
+
+        conversation = _current_conversation(session, client)
+        replies: list[Message] = []
+        for message in pending:
+            texts = respond(
+                client, conversation, message.body, commands=commands, contact=contact
+            )
+            message.status = PROCESSED if texts or not client.opted_out else IGNORED
+            message.conversation_id = conversation.id
+            message.processed_at = utcnow()
+            channel = channels.get(client.channel)
+            for reply in texts:
+                replies.extend(_outbound(session, client, conversation, reply, channel))
+            logger.info("message %s: handled, %d replies", message.id, len(texts))
+        session.flush()
+
+        return [reply.id for reply in replies]
+
+
+def _lock_client(session: Session, client_id: int) -> Client:
+    # FOR UPDATE serialises two workers on one client in PostgreSQL; SQLite
+    # ignores it and serialises every writer anyway.
+    query = select(Client).where(Client.id == client_id).with_for_update()
+
+    return session.scalars(query).one()
+
+
+def _current_conversation(session: Session, client: Client) -> Conversation:
+    query = (
+        select(Conversation)
+        .where(Conversation.client_id == client.id, Conversation.ended_at.is_(None))
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    conversation = session.scalars(query).first()
+    if conversation is None:
+        conversation = Conversation(client_id=client.id, stage="new", state={})
+        session.add(conversation)
+        session.flush()
+
+    return conversation
+
+
+def _outbound(
+    session: Session,
+    client: Client,
+    conversation: Conversation,
+    reply: str,
+    channel: Channel | None,
+) -> list[Message]:
+    max_segments = channel.max_segments if channel else None
+    messages = []
+    for part in split_reply(reply, max_segments=max_segments):
+        count = count_segments(part)
+        message = Message(
+            client_id=client.id,
+            conversation_id=conversation.id,
+            direction=OUTBOUND,
+            channel=client.channel,
+            body=part,
+            status=QUEUED,
+            encoding=count.encoding,
+            segments=count.segments,
+        )
+        session.add(message)
+        messages.append(message)
+    session.flush()
+
+    return messages
+
+
+def deliver(
+    db: Database,
+    message_id: int,
+    channels: dict[str, Channel],
+    *,
+    final_attempt: bool = False,
+) -> None:
+    """Send the client's queued replies up to `message_id`, oldest first.
+
+    Raises `ChannelError` when a retryable failure should be tried again later;
+    on the `final_attempt` the message is marked failed before raising. A
+    permanent refusal marks the message failed without raising.
+    """
+    with db.session() as session:
+        target = session.get(Message, message_id)
+        if target is None or target.direction != OUTBOUND:
+            logger.warning("message %s: not an outbound message; skipped", message_id)
+            return
+        query = (
+            select(Message.id)
+            .where(
+                Message.client_id == target.client_id,
+                Message.direction == OUTBOUND,
+                Message.status.in_((QUEUED, SENDING)),
+                Message.id <= message_id,
+            )
+            .order_by(Message.id)
+        )
+        waiting = list(session.scalars(query))
+
+    for waiting_id in waiting:
+        _deliver_one(db, waiting_id, channels, final_attempt=final_attempt)
+
+
+def _deliver_one(
+    db: Database, message_id: int, channels: dict[str, Channel], *, final_attempt: bool
+) -> None:
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        client = session.get(Client, message.client_id) if message else None
+        if message is None or client is None or message.status not in (QUEUED, SENDING):
+            return
+        if client.opted_out:
+            _set_status(message, SUPPRESSED)
+            logger.info("message %s: suppressed, client opted out", message.id)
+            return
+        message.status = SENDING
+        message.attempts += 1
+        to, body, channel_name = client.address, message.body, message.channel
+
+    channel = channels.get(channel_name)
+    try:
+        if channel is None:
+            raise ChannelError(
+                f"channel {channel_name!r} is not configured; set its TWILIO_* "
+                "settings",
+                retryable=False,
+            )
+        provider_sid = channel.send(to, body)
+    except ChannelError as exc:
+        _record_failure(db, message_id, exc, final_attempt)
+        if exc.retryable:
+            raise
+        return
+
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        if message is not None:
+            message.provider_sid = provider_sid
+            _set_status(message, "delivered" if channel_name == "web" else SENT)
+    logger.info("message %s: sent on %s", message_id, channel_name)
+
+
+def _record_failure(
+    db: Database, message_id: int, exc: ChannelError, final_attempt: bool
+) -> None:
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return
+        message.error_code = exc.code
+        if isinstance(exc, RecipientOptedOutError):
+            _opt_out(session, message.client_id)
+        if exc.retryable and not final_attempt:
+            message.status = QUEUED
+            logger.warning("message %s: send failed, will retry: %s", message_id, exc)
+            return
+        _set_status(message, FAILED)
+    logger.warning("message %s: send failed for good: %s", message_id, exc)
+
+
+def _set_status(message: Message, status: str) -> None:
+    message.status = status
+    message.status_at = utcnow()
+
+
+def _opt_out(session: Session, client_id: int) -> None:
+    client = session.get(Client, client_id)
+    if client is not None and client.opted_out_at is None:
+        client.opted_out_at = utcnow()
+        logger.info("client %s: opted out at the provider", client_id)
+
+
+def record_status(
+    db: Database, provider_sid: str, status: str, error_code: int | None
+) -> bool:
+    """Record a delivery status callback; False if the message is unknown.
+
+    Callbacks can arrive out of order, so a status never moves backwards. Error
+    21610 (the recipient unsubscribed at the carrier) opts the client out.
+    """
+    with db.transaction() as session:
+        query = select(Message).where(
+            Message.provider_sid == provider_sid, Message.direction == OUTBOUND
+        )
+        message = session.scalars(query).one_or_none()
+        if message is None:
+            return False
+
+        if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(message.status, 0):
+            _set_status(message, status)
+        if error_code is not None:
+            message.error_code = error_code
+        if error_code == 21610:
+            _opt_out(session, message.client_id)
+    logger.info("message %s: status %s", message.id, status)
+
+    return True
+
+
+def queue_inbound(db: Database, queue: Queue, message: Message) -> None:
+    """Queue `message` for the worker unless an earlier try already did."""
+    if message.queued_at is not None:
+        return
+    if enqueue_inbound(queue, message.id, message.client_id):
+        mark_queued(db, message.id)
+
+
+def queue_outbound(
+    db: Database, queue: Queue, message_ids: list[int], intervals: tuple[int, ...]
+) -> None:
+    """Queue a send job per reply; one that cannot be queued waits for the sweep."""
+    with db.transaction() as session:
+        for message_id in message_ids:
+            message = session.get(Message, message_id)
+            if message is None or message.queued_at is not None:
+                continue
+            if enqueue_send(queue, message.id, message.client_id, intervals):
+                message.queued_at = utcnow()

@@ -1,0 +1,218 @@
+"""Polku's typed settings, read once from environment variables and validated.
+
+The web app, the workers and the CLI all build the same `Settings`, so a bad value
+stops every process at start-up with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError
+
+TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Polku reads from its environment, after validation."""
+
+    instance_path: Path
+    secret_key: str
+    database_url: str
+    redis_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_url: str = TWILIO_DEFAULT_API_URL
+    twilio_timeout: float = 10.0
+    public_base_url: str | None = None
+    send_retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
+    max_request_bytes: int = 64 * 1024
+    service_contact: str = ""
+    log_level: str = "INFO"
+    log_json: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.instance_path / "redis.sock"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with `overrides` applied and validated again."""
+        updated = replace(self, **overrides)
+        updated.validate()
+
+        return updated
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first setting that cannot work."""
+        _check_url("DATABASE_URL", self.database_url, ("sqlite", "postgresql"))
+        if self.redis_url:
+            _check_url("REDIS_URL", self.redis_url, ("redis", "rediss", "unix"))
+        _check_url("TWILIO_API_URL", self.twilio_api_url, ("http", "https"))
+        if self.public_base_url:
+            _check_url("PUBLIC_BASE_URL", self.public_base_url, ("http", "https"))
+
+        if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
+            raise ConfigError(
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set together; "
+                "set both to connect Twilio, or neither to run without it"
+            )
+        if self.twilio_account_sid and not ACCOUNT_SID.match(self.twilio_account_sid):
+            raise ConfigError(
+                f"TWILIO_ACCOUNT_SID {self.twilio_account_sid!r} is not an account "
+                "SID; copy the one that starts with AC from the Twilio console"
+            )
+        if self.twilio_sms_from and not E164.match(self.twilio_sms_from):
+            raise ConfigError(
+                f"TWILIO_SMS_FROM {self.twilio_sms_from!r} is not a phone number in "
+                "E.164 form; write it like +358401234567"
+            )
+        if self.twilio_whatsapp_from and not E164.match(self.twilio_whatsapp_from):
+            raise ConfigError(
+                f"TWILIO_WHATSAPP_FROM {self.twilio_whatsapp_from!r} is not a phone "
+                "number in E.164 form; write it like +358401234567 or "
+                "whatsapp:+358401234567"
+            )
+        if not self.send_retry_intervals or min(self.send_retry_intervals) < 0:
+            raise ConfigError(
+                "SEND_RETRY_INTERVALS must list one or more non-negative numbers of "
+                "seconds, like 10,30,120"
+            )
+        if self.max_request_bytes < 1024:
+            raise ConfigError(
+                f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
+                "Twilio webhook; use at least 1024"
+            )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    instance_path: Path | str | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build validated settings from `environ` (default: the process environment).
+
+    `overrides` take precedence over the environment; tests use them.
+    """
+    env = os.environ if environ is None else environ
+    instance = Path(instance_path or env.get("POLKU_INSTANCE_PATH") or "instance")
+    instance = instance.resolve()
+
+    values: dict[str, Any] = {
+        "instance_path": instance,
+        "secret_key": env.get("SECRET_KEY") or "",
+        "database_url": env.get("DATABASE_URL") or f"sqlite:///{instance / 'polku.db'}",
+        "redis_url": env.get("REDIS_URL") or None,
+        "twilio_account_sid": env.get("TWILIO_ACCOUNT_SID") or None,
+        "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
+        "twilio_sms_from": env.get("TWILIO_SMS_FROM") or None,
+        "twilio_whatsapp_from": _strip_whatsapp(env.get("TWILIO_WHATSAPP_FROM")),
+        "twilio_api_url": env.get("TWILIO_API_URL") or TWILIO_DEFAULT_API_URL,
+        "twilio_timeout": _number(env, "TWILIO_TIMEOUT", 10.0, float),
+        "public_base_url": env.get("PUBLIC_BASE_URL") or None,
+        "send_retry_intervals": _intervals(env.get("SEND_RETRY_INTERVALS")),
+        "max_request_bytes": _number(env, "MAX_REQUEST_BYTES", 64 * 1024, int),
+        "service_contact": env.get("SERVICE_CONTACT", ""),
+        "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
+        "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
+    }
+    known = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown setting overrides: {', '.join(sorted(unknown))}")
+    values.update(overrides)
+    if values.get("twilio_whatsapp_from"):
+        values["twilio_whatsapp_from"] = _strip_whatsapp(values["twilio_whatsapp_from"])
+    if not values["secret_key"]:
+        values["secret_key"] = _instance_secret(instance)
+
+    settings = Settings(**values)
+    settings.validate()
+
+    return settings
+
+
+def _strip_whatsapp(value: str | None) -> str | None:
+    if not value:
+        return None
+
+    return value.removeprefix("whatsapp:")
+
+
+def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        message = f"{name} {raw!r} is not a number; write it like {default}"
+        raise ConfigError(message) from None
+
+
+def _intervals(raw: str | None) -> tuple[int, ...]:
+    if not raw:
+        return Settings.send_retry_intervals
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"SEND_RETRY_INTERVALS {raw!r} must be seconds separated by commas, "
+            "like 10,30,120"
+        ) from None
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    scheme = urlsplit(value).scheme.split("+")[0]
+    if scheme not in schemes:
+        raise ConfigError(
+            f"{name} {value!r} must start with one of "
+            f"{', '.join(s + '://' for s in schemes)}"
+        )
+
+
+def _instance_secret(instance: Path) -> str:
+    """Return a secret key kept in the instance folder, creating it once.
+
+    A development start needs no configuration, yet sessions and pseudonyms must
+    survive restarts; production sets SECRET_KEY instead.
+    """
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+
+    instance.mkdir(parents=True, exist_ok=True)
+    # Write a private temporary file, then link it into place: the link fails if
+    # another process (web app or worker) got there first, and then we use theirs.
+    tmp = instance / f".secret_key.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+    return path.read_text().strip()

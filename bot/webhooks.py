@@ -1,0 +1,128 @@
+"""Twilio's webhooks: inbound SMS and WhatsApp messages, and delivery statuses.
+
+The first step of the pipeline. A request is checked (size, encoding, signature,
+fields), the message stored and its id queued; Twilio gets empty TwiML at once
+and everything slow happens in the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+from bot.channels import SMS, WHATSAPP
+from bot.db import get_db
+from bot.messaging import Inbound, queue_inbound, receive, record_status
+from bot.queue import get_queue
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def _twiml() -> Response:
+    return Response(EMPTY_TWIML, mimetype="text/xml")
+
+
+def _form() -> dict[str, str]:
+    """Parse the form body strictly: Twilio sends UTF-8, anything else is refused."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        abort(415, "Twilio webhooks are form-encoded")
+    raw = request.get_data(cache=True)
+    try:
+        pairs = parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+        )
+    except (UnicodeDecodeError, ValueError):
+        abort(400, "the request body is not valid UTF-8")
+
+    return dict(pairs)
+
+
+def _signed_url() -> str:
+    """Return the URL Twilio signed: PUBLIC_BASE_URL + path behind a proxy."""
+    base = current_app.config["POLKU"].public_base_url
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def _verify_signature(form: dict[str, str]) -> None:
+    settings = current_app.config["POLKU"]
+    if not settings.twilio_auth_token:
+        logger.warning("twilio webhook refused: TWILIO_AUTH_TOKEN is not set")
+        abort(403)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    validator = RequestValidator(settings.twilio_auth_token)
+    if not signature or not validator.validate(_signed_url(), form, signature):
+        logger.warning("twilio webhook refused: bad signature on %s", request.path)
+        abort(403)
+    if form.get("AccountSid") != settings.twilio_account_sid:
+        logger.warning("twilio webhook refused: another account's request")
+        abort(403)
+
+
+def _required(form: dict[str, str], *names: str) -> None:
+    missing = [name for name in names if not form.get(name)]
+    if missing:
+        abort(400, f"missing fields: {', '.join(missing)}")
+
+
+@bp.post("/messages")
+def inbound_message() -> Response:
+    form = _form()
+    _verify_signature(form)
+    _required(form, "MessageSid", "From", "To")
+
+    sender = form["From"]
+    channel = WHATSAPP if sender.startswith(WHATSAPP_PREFIX) else SMS
+    try:
+        media_count = int(form.get("NumMedia") or 0)
+    except ValueError:
+        abort(400, "NumMedia is not a number")
+    inbound = Inbound(
+        channel=channel,
+        address=sender.removeprefix(WHATSAPP_PREFIX),
+        body=form.get("Body", ""),
+        provider_sid=form["MessageSid"],
+        media_count=media_count,
+    )
+
+    db = get_db()
+    message, _ = receive(db, current_app.config["POLKU"].secret_key, inbound)
+    # A retried webhook is queued again only if the first try could not queue it.
+    queue_inbound(db, get_queue(), message)
+
+    return _twiml()
+
+
+@bp.post("/status")
+def delivery_status() -> Response:
+    form = _form()
+    _verify_signature(form)
+    _required(form, "MessageSid", "MessageStatus")
+
+    error_code: int | None = None
+    if form.get("ErrorCode"):
+        try:
+            error_code = int(form["ErrorCode"])
+        except ValueError:
+            abort(400, "ErrorCode is not a number")
+    known = record_status(
+        get_db(), form["MessageSid"], form["MessageStatus"], error_code
+    )
+    if not known:
+        logger.info("status callback for an unknown message; ignored")
+
+    return Response(status=204)

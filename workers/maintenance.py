@@ -1,0 +1,59 @@
+"""Periodic jobs: re-queue what the database says is still waiting.
+
+Redis may lose queued jobs (a restart, an outage while a webhook ran); the
+database never does. The sweep finds inbound messages not yet answered and
+replies not yet sent, and queues them again. Handling them twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.db import get_db
+from bot.messaging import INBOUND, OUTBOUND, QUEUED, RECEIVED
+from bot.models import Message, utcnow
+from bot.queue import enqueue_inbound, enqueue_send, get_queue
+from workers import get_app
+
+logger = logging.getLogger(__name__)
+
+# Younger messages are probably still on their way through the queue.
+GRACE = timedelta(seconds=60)
+BATCH = 500
+
+
+def requeue_pending(grace_seconds: int | None = None) -> int:
+    """Queue again the messages that waited longer than the grace period."""
+    app = get_app()
+    grace = GRACE if grace_seconds is None else timedelta(seconds=grace_seconds)
+    cutoff = utcnow() - grace
+    intervals = app.config["POLKU"].send_retry_intervals
+    with app.app_context():
+        queue = get_queue()
+        with get_db().session() as session:
+            query = (
+                select(Message.id, Message.client_id, Message.direction)
+                .where(
+                    Message.created_at <= cutoff,
+                    (
+                        (Message.direction == INBOUND) & (Message.status == RECEIVED)
+                        | (Message.direction == OUTBOUND) & (Message.status == QUEUED)
+                    ),
+                )
+                .order_by(Message.id)
+                .limit(BATCH)
+            )
+            waiting = session.execute(query).all()
+
+        for message_id, client_id, direction in waiting:
+            if direction == INBOUND:
+                enqueue_inbound(queue, message_id, client_id)
+            else:
+                enqueue_send(queue, message_id, client_id, intervals)
+    if waiting:
+        logger.info("sweep: queued %d waiting messages again", len(waiting))
+
+    return len(waiting)
