@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -105,6 +106,8 @@ def serve(host: str, port: int, worker_count: int) -> None:
     ]
     children.append(subprocess.Popen([*flask, "scheduler"], env=env))  # noqa: S603
 
+    # A plain SIGTERM would skip the clean-up below and orphan the children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"Polku is running: open http://{host}:{port}/ to chat with it.")
     try:
         run_simple(host, port, app, threaded=True)

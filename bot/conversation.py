@@ -137,9 +137,9 @@ def parse_language_choice(body: str) -> str | None:
     names: dict[str, str] = {}
     for language in LANGUAGES:
         names[language.code] = language.code
-        names[language.english_name.casefold()] = language.code
-        for name in language.native_name.split(" / "):
-            names[name.casefold()] = language.code
+        for name in (language.english_name, language.native_name):
+            for variant in (name, *name.split(" / ")):
+                names[variant.casefold()] = language.code
     if answer in names:
         return names[answer]
     close = difflib.get_close_matches(answer, list(names), n=1, cutoff=0.75)

@@ -1,0 +1,114 @@
+"""End to end in headless Chromium: the chat page, the live app and real RQ workers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from tests.conftest import _missing
+from tests.helpers import worker_processes
+from translations import text
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--window-size=360,740",
+)  # fmt: skip
+REPLY_TIMEOUT = 20
+REPLIES = (
+    "return [...document.querySelectorAll('.message.out')].map(m => m.textContent)"
+)
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    """Serve `app` on a free local port, with one worker process answering."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with worker_processes(app, 1):
+        yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    """A headless Chromium the size of a phone, on a fresh profile."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.is_file():
+            _missing(f"{path} is not installed; install Debian's chromium-driver")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    service = Service(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(service=service, options=options)
+    yield driver
+    driver.quit()
+
+
+def say(driver: WebDriver, message: str) -> None:
+    driver.find_element(By.ID, "text").send_keys(message, Keys.ENTER)
+
+
+def wait_for_reply(driver: WebDriver, matches, after: int = 0) -> str:
+    """Wait for a reply bubble, past the first `after`, that `matches` accepts."""
+
+    def found(driver: WebDriver) -> str | None:
+        replies = driver.execute_script(REPLIES)[after:]
+        return next((reply for reply in replies if matches(reply)), None)
+
+    return WebDriverWait(driver, REPLY_TIMEOUT).until(found)
+
+
+def test_web_chat_on_a_phone_chooses_language_and_gets_welcome(
+    browser, live_url, tmp_path
+):
+    browser.get(live_url)
+
+    say(browser, "Hei")
+    wait_for_reply(browser, lambda reply: "1 Suomi" in reply)
+    say(browser, "3")
+    wait_for_reply(browser, lambda reply: reply.startswith("Welcome!"))
+
+    width = browser.execute_script("return window.innerWidth")
+    scroll_width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 360 and scroll_width <= width
+    assert browser.find_element(By.ID, "text").is_displayed()
+    assert browser.find_element(By.ID, "send").is_displayed()
+    screenshot = tmp_path / "chat.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_web_chat_switches_to_right_to_left_for_arabic(browser, live_url):
+    browser.get(live_url)
+    say(browser, "Hei")
+    wait_for_reply(browser, lambda reply: "6 العربية" in reply)
+    menu_count = len(browser.execute_script(REPLIES))
+
+    say(browser, "6")
+    welcome = text("welcome", "ar")
+    wait_for_reply(browser, lambda reply: reply == welcome, after=menu_count)
+
+    log_dir = browser.execute_script("return document.getElementById('log').dir")
+    assert log_dir == "rtl"
+    assert browser.execute_script("return document.documentElement.lang") == "ar"

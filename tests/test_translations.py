@@ -1,0 +1,42 @@
+"""The catalogues: every text in every language, drafts marked, placeholders kept."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from translations import FALLBACK, LANGUAGES, MissingTextError, load_catalogue, text
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+ENGLISH = load_catalogue(FALLBACK)
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=lambda language: language.code)
+def test_every_language_has_every_text_with_the_same_placeholders(language):
+    catalogue = load_catalogue(language.code)
+
+    assert set(catalogue) == set(ENGLISH)
+    for key, entry in catalogue.items():
+        expected = set(PLACEHOLDER.findall(ENGLISH[key].text))
+        assert set(PLACEHOLDER.findall(entry.text)) == expected, key
+
+
+@pytest.mark.parametrize("code", ["fi", "en"])
+def test_reviewed_languages_have_no_machine_drafts(code):
+    assert not [k for k, e in load_catalogue(code).items() if e.machine_drafted]
+
+
+def test_machine_drafted_texts_are_marked():
+    drafted = load_catalogue("so")
+
+    assert drafted and all(entry.machine_drafted for entry in drafted.values())
+
+
+def test_unknown_language_falls_back_to_english():
+    assert text("welcome", "xx") == ENGLISH["welcome"].text
+
+
+def test_unknown_key_is_an_error_not_a_silent_blank():
+    with pytest.raises(MissingTextError, match="no.such.key"):
+        text("no.such.key", "fi")
