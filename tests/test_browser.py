@@ -31,6 +31,9 @@ FLAGS = (
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
     "--window-size=360,740",
 )  # fmt: skip
+# Headless Chromium will not make a window narrower than 500 px, so the phone's
+# viewport is emulated; the window size only sets the height.
+PHONE = {"width": 360, "height": 740, "pixelRatio": 1}
 REPLY_TIMEOUT = 20
 REPLIES = (
     "return [...document.querySelectorAll('.message.out')].map(m => m.textContent)"
@@ -59,6 +62,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(flag)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
     service = Service(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(service=service, options=options)
     yield driver
