@@ -158,7 +158,9 @@ def bench_database(url: str | None, instance: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def polku_environ(args: argparse.Namespace, instance: Path, database_url: str, port: int) -> dict[str, str]:
+def polku_environ(
+    args: argparse.Namespace, instance: Path, database_url: str, port: int
+) -> dict[str, str]:
     """Return the settings the server sees, as environment variables."""
     environ = {
         "POLKU_INSTANCE_PATH": str(instance),
@@ -268,7 +270,9 @@ def _send(connection: http.client.HTTPConnection, post: Post) -> bool:
     return response.status == 200
 
 
-def start_server(environ: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    environ: dict[str, str], port: int, log: Path
+) -> subprocess.Popen[bytes]:
     """Start gunicorn serving `make_app()` and wait until it answers."""
     command = [
         sys.executable, "-m", "gunicorn",
@@ -311,7 +315,9 @@ def _wait_until_serving(server: subprocess.Popen[bytes], port: int, log: Path) -
         time.sleep(0.2)
 
     stop_server(server)
-    raise RuntimeError(f"gunicorn did not answer within 60 s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"gunicorn did not answer within 60 s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -328,24 +334,183 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def drive(port: int, concurrency: int, webhooks: list[Post], bares: list[Post]) -> dict[str, Tally]:
-    """Warm up, then alternate bare and webhook rounds; return the measured tallies."""
-    warmup = len(webhooks) - len(bares)
-    tallies = {BARE_PATH: Tally(), WEBHOOK_PATH: Tally()}
+def drive(
+    port: int, concurrency: int, posts: dict[str, list[Post]], warmup: int
+) -> tuple[Tally, dict[str, Tally]]:
+    """Warm up, then alternate the endpoints round by round so noise hits both."""
+    warm = Tally()
+    measured = {path: Tally() for path in posts}
     load = LoadGenerator(port, concurrency)
     try:
-        load.run(prepare_like(bares[:warmup]))
-        load.run(webhooks[:warmup])
-        size = math.ceil(len(bares) / ROUNDS)
-        for start in range(0, len(bares), size):
-            tallies[BARE_PATH].add(load.run(bares[start : start + size]))
-            measured = webhooks[warmup + start : warmup + start + size]
-            tallies[WEBHOOK_PATH].add(load.run(measured))
+        for batch in posts.values():
+            warm.add(load.run(batch[:warmup]))
+        for number in range(ROUNDS):
+            for path, batch in posts.items():
+                measured[path].add(load.run(_round(batch[warmup:], number)))
     finally:
         load.close()
 
-    return tallies
+    return warm, measured
 
 
-def prepare_like(posts: list[Post]) -> list[Post]:
-    return list(posts)
+def _round(posts: list[Post], number: int) -> list[Post]:
+    size = len(posts)
+
+    return posts[size * number // ROUNDS : size * (number + 1) // ROUNDS]
+
+
+def count_left_behind(app: Flask) -> Counts:
+    """Count inbound messages in the database and their jobs in Redis."""
+    inbound = select(func.count()).where(Message.direction == INBOUND)
+    with get_db(app).session() as session:
+        stored = session.scalar(inbound) or 0
+        marked = session.scalar(inbound.where(Message.queued_at.is_not(None))) or 0
+
+    # RQ holds back all but one job per client (bot.queue's "polku-client-<id>"
+    # rate limit) until a worker finishes it; held jobs are not in the list yet.
+    queue = get_queue(app)
+    registries = RateLimitRegistry.all(queue.connection)
+    held = sum(
+        registry.get_rate_limited_job_count()
+        for registry in registries
+        if registry.key.startswith("polku-client-")
+    )
+
+    return Counts(stored, marked, queue.count, held)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of `values`."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+
+    return ordered[rank - 1]
+
+
+def summarize(tally: Tally) -> tuple[int, float, float, float, int]:
+    """Return requests, requests/s, p50 ms, p99 ms and errors."""
+    count = len(tally.latencies)
+    p50 = percentile(tally.latencies, 0.50) * 1000
+    p99 = percentile(tally.latencies, 0.99) * 1000
+
+    return count, count / tally.elapsed, p50, p99, tally.errors
+
+
+def describe_setup(args: argparse.Namespace, app: Flask, warmup: int) -> None:
+    settings = app.config["POLKU"]
+    database = make_url(settings.database_url)
+    if database.get_backend_name() == "sqlite":
+        database_kind = f"SQLite, {database.database}"
+    else:
+        database_kind = f"PostgreSQL, throw-away database {database.database}"
+    if settings.redis_url:
+        parts = urlsplit(settings.redis_url)
+        redis_kind = f"{parts.hostname}:{parts.port}{parts.path}, flushed"
+    else:
+        redis_kind = f"embedded, {settings.embedded_redis_socket}"
+    rows = {
+        "database": database_kind,
+        "redis": redis_kind,
+        "server": f"gunicorn {gunicorn.__version__}, {WORKERS} workers x "
+        f"{THREADS} threads, {settings.public_base_url}",
+        "load": f"{args.concurrency} keep-alive connections, {CLIENTS} senders",
+        "schedule": f"per endpoint {warmup} warm-up, then {args.requests} "
+        f"in {ROUNDS} alternating rounds",
+        "python": f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs",
+    }
+
+    print("Polku webhook benchmark")
+    for label, value in rows.items():
+        print(f"  {label:<10} {value}")
+    print()
+
+
+def report(measured: dict[str, Tally], warm: Tally) -> None:
+    header = ("endpoint", "requests", "req/s", "p50 ms", "p99 ms", "errors")
+    print("{:<18} {:>9} {:>9} {:>8} {:>8} {:>7}".format(*header))
+    rows = {path: summarize(tally) for path, tally in measured.items()}
+    for path, (count, rate, p50, p99, errors) in rows.items():
+        print(f"{path:<18} {count:>9} {rate:>9.1f} {p50:>8.2f} {p99:>8.2f} {errors:>7}")
+
+    bare, webhook = rows[BARE_PATH], rows[WEBHOOK_PATH]
+    print()
+    print(
+        f"webhook/bare: throughput {webhook[1] / bare[1]:.2f}x, "
+        f"p50 {webhook[2] / bare[2]:.2f}x, p99 {webhook[3] / bare[3]:.2f}x"
+    )
+    print(f"warm-up errors (both endpoints): {warm.errors}")
+
+
+def check(sent: int, warmup: int, before: Counts, after: Counts) -> bool:
+    """Print whether every webhook request left a message and a job; True if so."""
+    stored = after.stored - before.stored
+    marked = after.marked_queued - before.marked_queued
+    queued = after.queued - before.queued
+    held = after.rate_limited - before.rate_limited
+    ok = stored == marked == queued + held == sent
+
+    print()
+    print(f"check: {sent} webhook requests sent ({warmup} of them warm-up)")
+    print(f"       {stored} inbound messages stored, {marked} of them marked queued")
+    print(f'       {queued + held} RQ jobs: {queued} in queue "polku", {held} held')
+    print("       back by the per-client rate limit until a worker runs")
+    print(f"       {'OK: nothing lost' if ok else 'FAILED: the counts differ'}")
+
+    return ok
+
+
+def benchmark(app: Flask, args: argparse.Namespace, environ: dict[str, str]) -> bool:
+    """Serve `app`'s settings with gunicorn, drive it, report; True if all went well."""
+    schema.upgrade(get_db(app).engine)
+    if args.redis_url:
+        get_queue(app).connection.flushdb()
+    warmup = max(args.concurrency, args.requests // 10)
+    posts = {
+        path: prepare(path, warmup + args.requests, environ)
+        for path in (BARE_PATH, WEBHOOK_PATH)
+    }
+    before = count_left_behind(app)
+
+    port = urlsplit(environ["PUBLIC_BASE_URL"]).port or 80
+    log = Path(environ["POLKU_INSTANCE_PATH"]) / "gunicorn.log"
+    server = start_server(environ, port, log)
+    try:
+        warm, measured = drive(port, args.concurrency, posts, warmup)
+    finally:
+        stop_server(server)
+
+    describe_setup(args, app, warmup)
+    report(measured, warm)
+    sent = len(posts[WEBHOOK_PATH])
+    ok = check(sent, warmup, before, after=count_left_behind(app))
+    errors = warm.errors + sum(tally.errors for tally in measured.values())
+    if errors or not ok:
+        print(f"\nlast lines of the server log:\n{log.read_text()[-3000:]}")
+
+    return ok and not errors
+
+
+def main() -> int:
+    args = parse_args()
+    instance = Path(tempfile.mkdtemp(prefix="polku-bench-"))
+    # Registered before the app starts the embedded Redis, so it runs after that
+    # server has stopped and saved into the folder.
+    atexit.register(shutil.rmtree, instance, ignore_errors=True)
+
+    with bench_database(args.database_url, instance) as database_url:
+        environ = polku_environ(args, instance, database_url, free_port())
+        # The server logs at INFO like production; this process only warns.
+        app = create_app({"environ": environ | {"LOG_LEVEL": "WARNING"}})
+        try:
+            ok = benchmark(app, args, environ)
+        finally:
+            if args.redis_url:
+                get_queue(app).connection.flushdb()
+            get_db(app).dispose()
+
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

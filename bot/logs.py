@@ -41,3 +41,5 @@ def configure_logging(settings: Settings) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(settings.log_level)
         logger.propagate = False
+    # The twilio client logs request URLs and headers at INFO; keep them out.
+    logging.getLogger("twilio").setLevel(logging.WARNING)

@@ -37,7 +37,9 @@ def run_worker(app: Flask, timeout: float = 20.0) -> None:
 
 
 @contextmanager
-def worker_processes(app: Flask, count: int) -> Iterator[None]:
+def worker_processes(
+    app: Flask, count: int, log_level: str = "WARNING"
+) -> Iterator[None]:
     """Run `count` separate `flask worker` processes on the app's settings."""
     settings = app.config["POLKU"]
     env = {
@@ -53,7 +55,7 @@ def worker_processes(app: Flask, count: int) -> Iterator[None]:
         "PUBLIC_BASE_URL": settings.public_base_url or "",
         "SEND_RETRY_INTERVALS": ",".join(map(str, settings.send_retry_intervals)),
         "POLKU_INSTANCE_PATH": str(settings.instance_path),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": log_level,
     }
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
     processes = [

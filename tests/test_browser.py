@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,7 +73,9 @@ def say(driver: WebDriver, message: str) -> None:
     driver.find_element(By.ID, "text").send_keys(message, Keys.ENTER)
 
 
-def wait_for_reply(driver: WebDriver, matches, after: int = 0) -> str:
+def wait_for_reply(
+    driver: WebDriver, matches: Callable[[str], bool], after: int = 0
+) -> str:
     """Wait for a reply bubble, past the first `after`, that `matches` accepts."""
 
     def found(driver: WebDriver) -> str | None:
@@ -93,9 +95,11 @@ def test_web_chat_on_a_phone_chooses_language_and_gets_welcome(
     say(browser, "3")
     wait_for_reply(browser, lambda reply: reply.startswith("Welcome!"))
 
-    width = browser.execute_script("return window.innerWidth")
-    scroll_width = browser.execute_script("return document.documentElement.scrollWidth")
-    assert width <= 360 and scroll_width <= width
+    # A phone widens its viewport to fit wide content, so innerWidth must stay 360.
+    width, scroll_width = browser.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollWidth]"
+    )
+    assert width == PHONE["width"] and scroll_width <= width
     assert browser.find_element(By.ID, "text").is_displayed()
     assert browser.find_element(By.ID, "send").is_displayed()
     screenshot = tmp_path / "chat.png"
@@ -116,3 +120,8 @@ def test_web_chat_switches_to_right_to_left_for_arabic(browser, live_url):
     log_dir = browser.execute_script("return document.getElementById('log').dir")
     assert log_dir == "rtl"
     assert browser.execute_script("return document.documentElement.lang") == "ar"
+    log = browser.find_element(By.ID, "log").rect
+    reply = browser.find_elements(By.CSS_SELECTOR, ".message.out")[-1].rect
+    left_gap = reply["x"] - log["x"]
+    right_gap = log["x"] + log["width"] - reply["x"] - reply["width"]
+    assert right_gap < left_gap, "in Arabic, Polku's replies start on the right"
