@@ -73,32 +73,33 @@ def receive(db: Database, secret_key: str, inbound: Inbound) -> tuple[Message, b
     """Store `inbound` once; return the message and whether it is new.
 
     A second delivery with the same provider id (Twilio retries webhooks)
-    returns the stored message and False.
+    returns the stored message and False. The unique constraint decides, so the
+    usual case costs one transaction.
     """
-    existing = _find_by_sid(db, inbound.provider_sid)
-    if existing is not None:
-        return existing, False
-
     client_key = address_hash(secret_key, inbound.channel, inbound.address)
-    try:
-        with db.transaction() as session:
-            client = _client_for(session, client_key, inbound)
-            message = Message(
-                client_id=client.id,
-                direction=INBOUND,
-                channel=inbound.channel,
-                provider_sid=inbound.provider_sid,
-                body=inbound.body,
-                media_count=inbound.media_count,
-                status=RECEIVED,
-            )
-            session.add(message)
-    except IntegrityError:
-        # A concurrent retry of the same webhook stored it first.
-        existing = _find_by_sid(db, inbound.provider_sid)
-        if existing is None:
-            raise
-        return existing, False
+    for attempt in range(2):
+        try:
+            with db.transaction() as session:
+                client = _client_for(session, client_key, inbound)
+                message = Message(
+                    client_id=client.id,
+                    direction=INBOUND,
+                    channel=inbound.channel,
+                    provider_sid=inbound.provider_sid,
+                    body=inbound.body,
+                    media_count=inbound.media_count,
+                    status=RECEIVED,
+                )
+                session.add(message)
+        except IntegrityError:
+            existing = _find_by_sid(db, inbound.provider_sid)
+            if existing is not None:
+                return existing, False
+            # Another request created this client at the same moment: go again.
+            if attempt:
+                raise
+            continue
+        break
 
     logger.info("message %s: received from client %s", message.id, message.client_id)
 
@@ -123,13 +124,6 @@ def _client_for(session: Session, client_key: str, inbound: Inbound) -> Client:
     session.flush()
 
     return client
-
-
-def mark_queued(db: Database, message_id: int) -> None:
-    with db.transaction() as session:
-        message = session.get(Message, message_id)
-        if message is not None and message.queued_at is None:
-            message.queued_at = utcnow()
 
 
 def process_inbound(
@@ -364,12 +358,10 @@ def record_status(
     return True
 
 
-def queue_inbound(db: Database, queue: Queue, message: Message) -> None:
-    """Queue `message` for the worker unless an earlier try already did."""
-    if message.queued_at is not None:
-        return
-    if enqueue_inbound(queue, message.id, message.client_id):
-        mark_queued(db, message.id)
+def queue_inbound(queue: Queue, message: Message) -> None:
+    """Queue `message` for the worker unless it is answered or already queued."""
+    if message.status == RECEIVED:
+        enqueue_inbound(queue, message.id, message.client_id)
 
 
 def queue_outbound(

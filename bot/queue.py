@@ -29,6 +29,7 @@ QUEUE_NAME = "polku"
 INBOUND_RETRY = Retry(max=3, interval=[5, 30, 120])
 FAILURE_TTL = 30 * 24 * 3600
 JOB_TIMEOUT = 120
+MARKER_TTL = 24 * 3600
 
 
 def redis_url(settings: Settings) -> str:
@@ -61,13 +62,20 @@ def get_queue(app: Flask | None = None) -> Queue:
     return app.extensions["polku.queue"]
 
 
-def enqueue_inbound(queue: Queue, message_id: int, client_id: int) -> bool:
+def enqueue_inbound(
+    queue: Queue, message_id: int, client_id: int, *, again: bool = False
+) -> bool:
     """Queue handling of inbound message `message_id`; False if Redis is down.
 
-    Best effort: the message is already stored, and the periodic sweep queues it
-    again if this fails, so a failure is logged and not raised.
+    A retried webhook finds a marker in Redis and queues nothing more; the
+    marker goes when Redis loses its data, which is when queueing again is
+    right. The sweep passes `again` to queue regardless. Best effort: the
+    message is already stored, so a failure is logged and not raised.
     """
+    marker = f"polku:queued:in:{message_id}"
     try:
+        if not queue.connection.set(marker, 1, nx=True, ex=MARKER_TTL) and not again:
+            return True
         queue.enqueue(
             "workers.messages.handle_inbound",
             message_id,

@@ -99,10 +99,9 @@ def inbound_message() -> Response:
         media_count=media_count,
     )
 
-    db = get_db()
-    message, _ = receive(db, current_app.config["POLKU"].secret_key, inbound)
-    # A retried webhook is queued again only if the first try could not queue it.
-    queue_inbound(db, get_queue(), message)
+    secret_key = current_app.config["POLKU"].secret_key
+    message, _ = receive(get_db(), secret_key, inbound)
+    queue_inbound(get_queue(), message)
 
     return _twiml()
 

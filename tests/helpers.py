@@ -36,6 +36,11 @@ def run_worker(app: Flask, timeout: float = 20.0) -> None:
         time.sleep(0.2)
 
 
+def queued_jobs(app: Flask) -> int:
+    """Count the jobs RQ holds, including those waiting on a client's turn."""
+    return len(get_queue(app).connection.keys("rq:job:*"))
+
+
 @contextmanager
 def worker_processes(
     app: Flask, count: int, log_level: str = "WARNING"

@@ -50,7 +50,7 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
 
         for message_id, client_id, direction in waiting:
             if direction == INBOUND:
-                enqueue_inbound(queue, message_id, client_id)
+                enqueue_inbound(queue, message_id, client_id, again=True)
             else:
                 enqueue_send(queue, message_id, client_id, intervals)
     if waiting:
