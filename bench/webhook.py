@@ -53,7 +53,7 @@ SMS_FROM = "+358401110000"
 # Every setting load_settings reads: none may leak in from the caller's shell.
 SETTING_NAMES = {
     "POLKU_INSTANCE_PATH", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
-    "PUBLIC_BASE_URL", "SEND_RETRY_INTERVALS", "MAX_REQUEST_BYTES",
+    "PUBLIC_BASE_URL", "RETRY_INTERVALS", "MAX_REQUEST_BYTES",
     "SERVICE_CONTACT", "LOG_LEVEL", "LOG_JSON",
 }  # fmt: skip
 

@@ -61,10 +61,12 @@ def respond(
     *,
     commands: Commands,
     contact: str = "",
+    media_count: int = 0,
 ) -> list[str]:
     """Advance `conversation` by one inbound `body` and return the replies.
 
     Commands work at every stage. After STOP nothing is returned until START.
+    A photo or file without text is not read; the client is asked to write.
     """
     word = keyword(body)
     language = client.language
@@ -90,6 +92,8 @@ def respond(
     if conversation.stage == NEW:
         conversation.stage = CHOOSING_LANGUAGE
         return [_first_contact()]
+    if media_count and not body.strip():
+        return [_media_only(language, conversation)]
     if conversation.stage == CHOOSING_LANGUAGE:
         return _choose_language(client, conversation, body, contact)
     if word in commands.start:
@@ -111,6 +115,22 @@ def _choose_language(
     logger.info("client %s: language %s", client.id, code)
 
     return [_notice(code, conversation, contact), text("welcome", code)]
+
+
+def _media_only(language: str | None, conversation: Conversation) -> str:
+    if language in LANGUAGES_BY_CODE:
+        reply = text("media.not_supported", language)
+    else:
+        reply = _bilingual("media.not_supported")
+    if conversation.stage == CHOOSING_LANGUAGE:
+        reply += "\n" + _menu_lines()
+
+    return reply
+
+
+def _bilingual(key: str, separator: str = "\n\n") -> str:
+    """Return text `key` in Finnish and English, for a client with no language yet."""
+    return text(key, "fi") + separator + text(key, "en")
 
 
 def _prompt(conversation: Conversation, language: str | None) -> list[str]:
@@ -156,25 +176,16 @@ def _menu_lines() -> str:
 
 def _first_contact() -> str:
     # The client's language is not known yet: greet in Finnish and English.
-    greeting = (
-        text("first_contact.hello", "fi") + "\n" + text("first_contact.hello", "en")
-    )
-    intro = (
-        text("language.menu_intro", "fi") + " / " + text("language.menu_intro", "en")
-    )
+    greeting = _bilingual("first_contact.hello", "\n")
 
-    return f"{greeting}\n\n{intro}\n{_menu_lines()}"
+    return f"{greeting}\n\n{_language_menu(None)}"
 
 
 def _language_menu(language: str | None) -> str:
     if language in LANGUAGES_BY_CODE:
         intro = text("language.menu_intro", language)
     else:
-        intro = (
-            text("language.menu_intro", "fi")
-            + " / "
-            + text("language.menu_intro", "en")
-        )
+        intro = _bilingual("language.menu_intro", " / ")
 
     return f"{intro}\n{_menu_lines()}"
 
@@ -196,4 +207,4 @@ def _help(language: str | None) -> str:
     if language in LANGUAGES_BY_CODE:
         return text("help", language)
 
-    return text("help", "fi") + "\n\n" + text("help", "en")
+    return _bilingual("help")

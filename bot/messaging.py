@@ -126,7 +126,32 @@ def _client_for(session: Session, client_key: str, inbound: Inbound) -> Client:
     return client
 
 
-def process_inbound(
+def pending_inbound(db: Database, message_id: int) -> list[int]:
+    """Return the client's unanswered messages up to `message_id`, oldest first.
+
+    A job answers these rather than only its own message, so that a message
+    whose job is delayed (a retry, a lost job) is still answered before later ones.
+    """
+    with db.session() as session:
+        target = session.get(Message, message_id)
+        if target is None or target.direction != INBOUND:
+            logger.warning("message %s: not an inbound message; skipped", message_id)
+            return []
+        query = (
+            select(Message.id)
+            .where(
+                Message.client_id == target.client_id,
+                Message.direction == INBOUND,
+                Message.status == RECEIVED,
+                Message.id <= message_id,
+            )
+            .order_by(Message.id)
+        )
+
+        return list(session.scalars(query))
+
+
+def answer(
     db: Database,
     message_id: int,
     channels: dict[str, Channel],
@@ -134,46 +159,61 @@ def process_inbound(
     commands: Commands,
     contact: str = "",
 ) -> list[int]:
-    """Answer the client's pending messages up to `message_id`, oldest first.
+    """Answer one inbound message and return the ids of the replies written.
 
-    Returns the ids of the replies written, for the caller to queue. A message
-    handled earlier (by a retry or a later message's job) is skipped, so running
-    this twice writes no second answer.
+    The conversation's new state, the replies and the message's new status are
+    committed together; a message answered before is skipped, so running this
+    twice writes no second answer.
     """
     with db.transaction() as session:
-        target = session.get(Message, message_id)
-        if target is None or target.direction != INBOUND:
-            logger.warning("message %s: not an inbound message; skipped", message_id)
+        client_id = session.scalar(
+            select(Message.client_id).where(Message.id == message_id)
+        )
+        if client_id is None:
+            return []
+        client = _lock_client(session, client_id)
+        # Read the message after taking the client's lock: its status is current.
+        message = session.get(Message, message_id, populate_existing=True)
+        if message is None or message.status != RECEIVED:
             return []
 
-        client = _lock_client(session, target.client_id)
-        pending = session.scalars(
-            select(Message)
-            .where(
-                Message.client_id == client.id,
-                Message.direction == INBOUND,
-                Message.status == RECEIVED,
-                Message.id <= message_id,
-            )
-            .order_by(Message.id)
-        ).all()
-
         conversation = _current_conversation(session, client)
-        replies: list[Message] = []
-        for message in pending:
-            texts = respond(
-                client, conversation, message.body, commands=commands, contact=contact
-            )
-            message.status = PROCESSED if texts or not client.opted_out else IGNORED
-            message.conversation_id = conversation.id
-            message.processed_at = utcnow()
-            channel = channels.get(client.channel)
-            for reply in texts:
-                replies.extend(_outbound(session, client, conversation, reply, channel))
-            logger.info("message %s: handled, %d replies", message.id, len(texts))
-        session.flush()
+        texts = respond(
+            client,
+            conversation,
+            message.body,
+            media_count=message.media_count,
+            commands=commands,
+            contact=contact,
+        )
+        message.status = PROCESSED if texts or not client.opted_out else IGNORED
+        message.conversation_id = conversation.id
+        message.processed_at = utcnow()
+        channel = channels.get(client.channel)
+        replies = [
+            part
+            for text in texts
+            for part in _outbound(session, client, conversation, text, channel)
+        ]
+    logger.info("message %s: answered with %d replies", message_id, len(texts))
 
-        return [reply.id for reply in replies]
+    return [reply.id for reply in replies]
+
+
+def record_inbound_failure(db: Database, message_id: int, *, final: bool) -> None:
+    """Count a failed try at answering a message; on the `final` one, give up.
+
+    A message given up on is marked failed, so the sweep stops queueing it and
+    the client's later messages are answered.
+    """
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.status != RECEIVED:
+            return
+        message.attempts += 1
+        if final:
+            _set_status(message, FAILED)
+    logger.warning("message %s: answering failed (final: %s)", message_id, final)
 
 
 def _lock_client(session: Session, client_id: int) -> Client:
@@ -358,10 +398,10 @@ def record_status(
     return True
 
 
-def queue_inbound(queue: Queue, message: Message) -> None:
+def queue_inbound(queue: Queue, message: Message, intervals: tuple[int, ...]) -> None:
     """Queue `message` for the worker unless it is answered or already queued."""
     if message.status == RECEIVED:
-        enqueue_inbound(queue, message.id, message.client_id)
+        enqueue_inbound(queue, message.id, message.client_id, intervals)
 
 
 def queue_outbound(

@@ -23,13 +23,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "polku"
-# Inbound handling retries a few times for database or Redis hiccups; sends
-# follow SEND_RETRY_INTERVALS. A job that still fails stays in RQ's failed
-# registry for a month so the operator can requeue it.
-INBOUND_RETRY = Retry(max=3, interval=[5, 30, 120])
+# Jobs are retried after RETRY_INTERVALS; one that still fails stays in RQ's
+# failed registry for a month so the operator can requeue it.
 FAILURE_TTL = 30 * 24 * 3600
 JOB_TIMEOUT = 120
-MARKER_TTL = 24 * 3600
+MARKER_MARGIN = 300
 
 
 def redis_url(settings: Settings) -> str:
@@ -63,33 +61,21 @@ def get_queue(app: Flask | None = None) -> Queue:
 
 
 def enqueue_inbound(
-    queue: Queue, message_id: int, client_id: int, *, again: bool = False
+    queue: Queue, message_id: int, client_id: int, intervals: tuple[int, ...]
 ) -> bool:
     """Queue handling of inbound message `message_id`; False if Redis is down.
 
-    A retried webhook finds a marker in Redis and queues nothing more; the
-    marker goes when Redis loses its data, which is when queueing again is
-    right. The sweep passes `again` to queue regardless. Best effort: the
-    message is already stored, so a failure is logged and not raised.
+    Best effort: the message is already stored and the sweep queues it again,
+    so a failure is logged, not raised.
     """
-    marker = f"polku:queued:in:{message_id}"
-    try:
-        if not queue.connection.set(marker, 1, nx=True, ex=MARKER_TTL) and not again:
-            return True
-        queue.enqueue(
-            "workers.messages.handle_inbound",
-            message_id,
-            rate_limit=RateLimit(f"polku-client-{client_id}", 1),
-            retry=INBOUND_RETRY,
-            job_timeout=JOB_TIMEOUT,
-            failure_ttl=FAILURE_TTL,
-            description=f"handle inbound message {message_id}",
-        )
-    except RedisError:
-        logger.warning("message %s: could not queue it", message_id, exc_info=True)
-        return False
-
-    return True
+    return _enqueue(
+        queue,
+        "workers.messages.handle_inbound",
+        message_id,
+        f"polku-client-{client_id}",
+        intervals,
+        f"handle inbound message {message_id}",
+    )
 
 
 def enqueue_send(
@@ -97,20 +83,54 @@ def enqueue_send(
 ) -> bool:
     """Queue sending of outbound message `message_id`; False if Redis is down.
 
-    Best effort like `enqueue_inbound`: the sweep finds queued replies.
+    Best effort like `enqueue_inbound`.
     """
+    return _enqueue(
+        queue,
+        "workers.messages.send_outbound",
+        message_id,
+        f"polku-send-{client_id}",
+        intervals,
+        f"send outbound message {message_id}",
+    )
+
+
+def _enqueue(
+    queue: Queue,
+    function: str,
+    message_id: int,
+    turn: str,
+    intervals: tuple[int, ...],
+    description: str,
+) -> bool:
+    # A marker says a job for this message is alive, for as long as its retries
+    # can take. A retried webhook or the sweep finds it and queues nothing more;
+    # it is gone when Redis lost its data or the job outlived it, which is
+    # exactly when queueing again is right.
+    marker = f"polku:job:{function}:{message_id}"
+    ttl = sum(intervals) + JOB_TIMEOUT * (len(intervals) + 1) + MARKER_MARGIN
     try:
+        if not queue.connection.set(marker, 1, nx=True, ex=ttl):
+            return True
         queue.enqueue(
-            "workers.messages.send_outbound",
+            function,
             message_id,
-            rate_limit=RateLimit(f"polku-send-{client_id}", 1),
+            rate_limit=RateLimit(turn, 1),
             retry=Retry(max=len(intervals), interval=list(intervals)),
             job_timeout=JOB_TIMEOUT,
             failure_ttl=FAILURE_TTL,
-            description=f"send outbound message {message_id}",
+            description=description,
         )
     except RedisError:
         logger.warning("message %s: could not queue it", message_id, exc_info=True)
+        _forget(queue, marker)
         return False
 
     return True
+
+
+def _forget(queue: Queue, marker: str) -> None:
+    try:
+        queue.connection.delete(marker)
+    except RedisError:
+        pass

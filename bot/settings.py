@@ -37,7 +37,7 @@ class Settings:
     twilio_api_url: str = TWILIO_DEFAULT_API_URL
     twilio_timeout: float = 10.0
     public_base_url: str | None = None
-    send_retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
+    retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     max_request_bytes: int = 64 * 1024
     service_contact: str = ""
     log_level: str = "INFO"
@@ -93,9 +93,9 @@ class Settings:
                 "number in E.164 form; write it like +358401234567 or "
                 "whatsapp:+358401234567"
             )
-        if not self.send_retry_intervals or min(self.send_retry_intervals) < 0:
+        if not self.retry_intervals or min(self.retry_intervals) < 0:
             raise ConfigError(
-                "SEND_RETRY_INTERVALS must list one or more non-negative numbers of "
+                "RETRY_INTERVALS must list one or more non-negative numbers of "
                 "seconds, like 10,30,120"
             )
         if self.max_request_bytes < 1024:
@@ -130,7 +130,7 @@ def load_settings(
         "twilio_api_url": env.get("TWILIO_API_URL") or TWILIO_DEFAULT_API_URL,
         "twilio_timeout": _number(env, "TWILIO_TIMEOUT", 10.0, float),
         "public_base_url": env.get("PUBLIC_BASE_URL") or None,
-        "send_retry_intervals": _intervals(env.get("SEND_RETRY_INTERVALS")),
+        "retry_intervals": _intervals(env.get("RETRY_INTERVALS")),
         "max_request_bytes": _number(env, "MAX_REQUEST_BYTES", 64 * 1024, int),
         "service_contact": env.get("SERVICE_CONTACT", ""),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
@@ -172,12 +172,12 @@ def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
 
 def _intervals(raw: str | None) -> tuple[int, ...]:
     if not raw:
-        return Settings.send_retry_intervals
+        return Settings.retry_intervals
     try:
         return tuple(int(part) for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(
-            f"SEND_RETRY_INTERVALS {raw!r} must be seconds separated by commas, "
+            f"RETRY_INTERVALS {raw!r} must be seconds separated by commas, "
             "like 10,30,120"
         ) from None
 

@@ -61,11 +61,11 @@ def post_message() -> tuple[dict[str, Any], int]:
     inbound = Inbound(
         channel=WEB, address=chat_id, body=text, provider_sid=f"web-in-{browser_id}"
     )
-    secret_key = current_app.config["POLKU"].secret_key
-    message, created = receive(get_db(), secret_key, inbound)
+    settings = current_app.config["POLKU"]
+    message, created = receive(get_db(), settings.secret_key, inbound)
     if not created and message.client_id != _client_id(chat_id):
         abort(409, "that message id belongs to another chat")
-    queue_inbound(get_queue(), message)
+    queue_inbound(get_queue(), message, settings.retry_intervals)
 
     return {"id": message.id}, 201 if created else 200
 

@@ -99,9 +99,9 @@ def inbound_message() -> Response:
         media_count=media_count,
     )
 
-    secret_key = current_app.config["POLKU"].secret_key
-    message, _ = receive(get_db(), secret_key, inbound)
-    queue_inbound(get_queue(), message)
+    settings = current_app.config["POLKU"]
+    message, _ = receive(get_db(), settings.secret_key, inbound)
+    queue_inbound(get_queue(), message, settings.retry_intervals)
 
     return _twiml()
 

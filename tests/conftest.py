@@ -137,7 +137,7 @@ def app_settings(
         "twilio_whatsapp_from": WHATSAPP_FROM,
         "twilio_api_url": twilio_url,
         "public_base_url": PUBLIC_BASE_URL,
-        "send_retry_intervals": (1, 1),
+        "retry_intervals": (1, 1),
     }
 
 

@@ -58,7 +58,7 @@ def worker_processes(
         "TWILIO_WHATSAPP_FROM": settings.twilio_whatsapp_from or "",
         "TWILIO_API_URL": settings.twilio_api_url,
         "PUBLIC_BASE_URL": settings.public_base_url or "",
-        "SEND_RETRY_INTERVALS": ",".join(map(str, settings.send_retry_intervals)),
+        "RETRY_INTERVALS": ",".join(map(str, settings.retry_intervals)),
         "POLKU_INSTANCE_PATH": str(settings.instance_path),
         "LOG_LEVEL": log_level,
     }

@@ -143,3 +143,13 @@ def test_language_word_reopens_the_menu_at_any_step(person):
 
     assert "1 Suomi" in menu
     assert person[0].language == "sv"
+
+
+def test_photo_without_text_asks_to_write_and_repeats_the_menu(person):
+    say(person, "Hei")
+    client, conversation = person
+
+    [reply] = respond(client, conversation, "", commands=COMMANDS, media_count=1)
+
+    assert "only read text" in reply and "1 Suomi" in reply
+    assert conversation.stage == "language"

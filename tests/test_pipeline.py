@@ -6,6 +6,7 @@ from flask import Flask
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
+from bot import messaging
 from bot.db import get_db
 from bot.models import Client, Message
 from bot.queue import get_queue
@@ -181,13 +182,39 @@ def test_unsubscribed_error_on_send_opts_the_client_out(app, client, twilio):
     assert statuses == ["processed", "failed", "ignored"]
 
 
-def test_sweep_answers_a_message_that_redis_lost(app, client, twilio):
+def test_message_that_keeps_failing_is_given_up_and_later_ones_answered(
+    app, client, twilio, monkeypatch
+):
+    real_respond = messaging.respond
+
+    def respond(client_row, conversation, body, **options):
+        if body == "boom":
+            raise RuntimeError("conversation bug")
+        return real_respond(client_row, conversation, body, **options)
+
+    monkeypatch.setattr(messaging, "respond", respond)
     say(client, "Hei")
-    get_queue(app).connection.flushdb()
-
-    from workers.maintenance import requeue_pending
-
-    assert requeue_pending(grace_seconds=0) == 1
+    say(client, "boom")
+    say(client, "HELP")
     run_worker(app)
 
-    assert len(twilio.messages) == 1
+    with get_db(app).session() as session:
+        inbound = session.scalars(select(Message).where(Message.direction == "in"))
+        first, boom, help_ = inbound
+        assert (first.status, boom.status, help_.status) == (
+            "processed",
+            "failed",
+            "processed",
+        )
+        # Its own job's three tries, and the later message's job tried it too.
+        assert boom.attempts >= 3
+    assert twilio.bodies_to(CLIENT_NUMBER)[-1].startswith("Komennot:")
+    assert len(FailedJobRegistry(queue=get_queue(app))) >= 1
+
+
+def test_photo_without_text_is_answered_with_a_request_to_write(app, client, twilio):
+    say(client, "Hei")
+    say(client, "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/1")
+    run_worker(app)
+
+    assert "only read text" in twilio.bodies_to(CLIENT_NUMBER)[-1]

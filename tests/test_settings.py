@@ -49,7 +49,7 @@ def test_whatsapp_sender_may_have_the_prefix(tmp_path):
         ),
         ({"TWILIO_SMS_FROM": "0401234567"}, "write it like \\+358401234567"),
         ({"TWILIO_WHATSAPP_FROM": "whatsapp:040"}, "TWILIO_WHATSAPP_FROM"),
-        ({"SEND_RETRY_INTERVALS": "10,soon"}, "like 10,30,120"),
+        ({"RETRY_INTERVALS": "10,soon"}, "like 10,30,120"),
         ({"TWILIO_TIMEOUT": "long"}, "TWILIO_TIMEOUT 'long' is not a number"),
         ({"MAX_REQUEST_BYTES": "100"}, "use at least 1024"),
     ],

@@ -2,7 +2,7 @@
 
 Redis may lose queued jobs (a restart, an outage while a webhook ran); the
 database never does. The sweep finds inbound messages not yet answered and
-replies not yet sent, and queues them again. Handling them twice is harmless.
+replies not yet sent, and queues those whose job Redis no longer knows of.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
     app = get_app()
     grace = GRACE if grace_seconds is None else timedelta(seconds=grace_seconds)
     cutoff = utcnow() - grace
-    intervals = app.config["POLKU"].send_retry_intervals
+    intervals = app.config["POLKU"].retry_intervals
     with app.app_context():
         queue = get_queue()
         with get_db().session() as session:
@@ -50,7 +50,7 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
 
         for message_id, client_id, direction in waiting:
             if direction == INBOUND:
-                enqueue_inbound(queue, message_id, client_id, again=True)
+                enqueue_inbound(queue, message_id, client_id, intervals)
             else:
                 enqueue_send(queue, message_id, client_id, intervals)
     if waiting:

@@ -11,27 +11,52 @@ from rq import get_current_job
 from bot.channels import get_channels
 from bot.conversation import Commands
 from bot.db import get_db
-from bot.messaging import deliver, process_inbound, queue_outbound
+from bot.messaging import (
+    answer,
+    deliver,
+    pending_inbound,
+    queue_outbound,
+    record_inbound_failure,
+)
 from bot.queue import get_queue
 from workers import get_app
 
 
 def handle_inbound(message_id: int) -> int:
-    """Answer inbound message `message_id`, queue the replies, return their count."""
+    """Answer inbound message `message_id`, and older unanswered ones first.
+
+    Each message is answered in its own transaction and its replies queued at
+    once. A message that fails is counted; on the job's last try it is given
+    up on (marked failed) and the job stays in RQ's failed registry.
+    """
     app = get_app()
     settings = app.config["POLKU"]
+    final = _final_attempt()
+    replies = 0
     with app.app_context():
-        db = get_db()
-        reply_ids = process_inbound(
-            db,
-            message_id,
-            get_channels(app),
-            commands=Commands.load(),
-            contact=settings.service_contact,
-        )
-        queue_outbound(db, get_queue(), reply_ids, settings.send_retry_intervals)
+        db, queue, channels = get_db(), get_queue(), get_channels(app)
+        for pending_id in pending_inbound(db, message_id):
+            try:
+                reply_ids = answer(
+                    db,
+                    pending_id,
+                    channels,
+                    commands=Commands.load(),
+                    contact=settings.service_contact,
+                )
+            except Exception:
+                record_inbound_failure(db, pending_id, final=final)
+                raise
+            queue_outbound(db, queue, reply_ids, settings.retry_intervals)
+            replies += len(reply_ids)
 
-    return len(reply_ids)
+    return replies
+
+
+def _final_attempt() -> bool:
+    job = get_current_job()
+
+    return job is None or not job.retries_left
 
 
 def send_outbound(message_id: int) -> None:
@@ -42,7 +67,5 @@ def send_outbound(message_id: int) -> None:
     failed registry.
     """
     app = get_app()
-    job = get_current_job()
-    final_attempt = job is None or not job.retries_left
     with app.app_context():
-        deliver(get_db(), message_id, get_channels(app), final_attempt=final_attempt)
+        deliver(get_db(), message_id, get_channels(app), final_attempt=_final_attempt())
