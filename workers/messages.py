@@ -6,11 +6,14 @@ hands a reply to its channel. Both are safe to run again for the same id.
 
 from __future__ import annotations
 
+import logging
+
 from rq import get_current_job
 
 from bot.channels import get_channels
 from bot.conversation import Commands
 from bot.db import get_db
+from bot.errors import PolkuError
 from bot.messaging import (
     answer,
     deliver,
@@ -21,18 +24,22 @@ from bot.messaging import (
 from bot.queue import get_queue
 from workers import get_app
 
+logger = logging.getLogger(__name__)
+
 
 def handle_inbound(message_id: int) -> int:
     """Answer inbound message `message_id`, and older unanswered ones first.
 
     Each message is answered in its own transaction and its replies queued at
-    once. A message that fails is counted; on the job's last try it is given
-    up on (marked failed) and the job stays in RQ's failed registry.
+    once. A failure stops the job so that RQ retries it, keeping the order. On
+    the job's last try a failing message is given up on (marked failed), the
+    later ones are still answered, and the job then fails so that it stays
+    visible in RQ's failed registry.
     """
     app = get_app()
     settings = app.config["POLKU"]
     final = _final_attempt()
-    replies = 0
+    replies, given_up = 0, []
     with app.app_context():
         db, queue, channels = get_db(), get_queue(), get_channels(app)
         for pending_id in pending_inbound(db, message_id):
@@ -46,9 +53,16 @@ def handle_inbound(message_id: int) -> int:
                 )
             except Exception:
                 record_inbound_failure(db, pending_id, final=final)
-                raise
+                if not final:
+                    raise
+                logger.exception("message %s: given up on", pending_id)
+                given_up.append(pending_id)
+                continue
             queue_outbound(db, queue, reply_ids, settings.retry_intervals)
             replies += len(reply_ids)
+
+    if given_up:
+        raise PolkuError(f"gave up answering messages {given_up}; see the log")
 
     return replies
 
