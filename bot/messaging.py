@@ -1,8 +1,9 @@
 """Messages in and out: store an inbound text, turn it into replies, deliver them.
 
-The webhooks call `receive`; the worker calls `process_inbound` and then
-`deliver`; status callbacks call `record_status`. Every step is idempotent, so a
-retried webhook or job, or the periodic sweep, never answers a message twice.
+The webhooks call `receive` and `queue_inbound`; the worker calls `answer` and
+`queue_outbound`, then `deliver`; status callbacks call `record_status`. Every
+step is idempotent, so a retried webhook or job, or the sweep, never answers a
+message twice.
 """
 
 from __future__ import annotations
@@ -36,17 +37,20 @@ QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "failed",
     "suppressed",
 )
-# Twilio's statuses in the order they happen; a late callback never goes back.
+# Twilio's outbound statuses in the order they happen: a late callback never
+# moves a message back, and a status Twilio does not document is not stored.
 STATUS_RANK = {
     QUEUED: 0,
-    SENDING: 1,
     "accepted": 1,
     "scheduled": 1,
+    SENDING: 1,
     SENT: 2,
     "delivered": 3,
-    "read": 4,
     "undelivered": 3,
+    "partially_delivered": 3,
     FAILED: 3,
+    "canceled": 3,
+    "read": 4,
 }
 
 
@@ -59,6 +63,11 @@ class Inbound:
     body: str
     provider_sid: str
     media_count: int = 0
+
+
+def clean_text(body: str) -> str:
+    """Drop NUL characters: no database stores them in text, nobody types them."""
+    return body.replace("\x00", "")
 
 
 def address_hash(secret_key: str, channel: str, address: str) -> str:
@@ -377,17 +386,22 @@ def record_status(
     """Record a delivery status callback; False if the message is unknown.
 
     Callbacks can arrive out of order, so a status never moves backwards. Error
-    21610 (the recipient unsubscribed at the carrier) opts the client out.
+    21610 (the recipient unsubscribed at the carrier) opts the client out. A
+    status Twilio does not document is logged and ignored.
     """
+    if status not in STATUS_RANK:
+        logger.warning("status callback with an unknown status; ignored")
+        return False
     with db.transaction() as session:
         query = select(Message).where(
             Message.provider_sid == provider_sid, Message.direction == OUTBOUND
         )
         message = session.scalars(query).one_or_none()
         if message is None:
+            logger.info("status callback for an unknown message; ignored")
             return False
 
-        if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(message.status, 0):
+        if STATUS_RANK[status] >= STATUS_RANK.get(message.status, 0):
             _set_status(message, status)
         if error_code is not None:
             message.error_code = error_code

@@ -127,7 +127,7 @@ class Message(Base):
     # TODO(#4): encrypt the body at rest with the client's record class.
     body: Mapped[str] = mapped_column(Text, default="")
     media_count: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
     segments: Mapped[int | None] = mapped_column(Integer)

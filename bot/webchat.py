@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.channels import WEB
 from bot.db import get_db
-from bot.messaging import Inbound, address_hash, queue_inbound, receive
+from bot.messaging import Inbound, address_hash, clean_text, queue_inbound, receive
 from bot.models import Client, Message
 from bot.queue import get_queue
 from bot.segments import MAX_BODY_CHARS
@@ -59,7 +59,10 @@ def post_message() -> tuple[dict[str, Any], int]:
 
     chat_id = _chat_id(create=True)
     inbound = Inbound(
-        channel=WEB, address=chat_id, body=text, provider_sid=f"web-in-{browser_id}"
+        channel=WEB,
+        address=chat_id,
+        body=clean_text(text),
+        provider_sid=f"web-in-{browser_id}",
     )
     settings = current_app.config["POLKU"]
     message, created = receive(get_db(), settings.secret_key, inbound)
@@ -85,7 +88,7 @@ def list_messages() -> dict[str, Any]:
             .where(
                 Message.client_id == client_id,
                 Message.id > after,
-                Message.status.not_in(HIDDEN_STATUSES),
+                ~((Message.direction == "out") & Message.status.in_(HIDDEN_STATUSES)),
             )
             .order_by(Message.id)
             .limit(PAGE_SIZE)

@@ -8,6 +8,7 @@ and everything slow happens in the worker.
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -15,13 +16,15 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels import SMS, WHATSAPP
 from bot.db import get_db
-from bot.messaging import Inbound, queue_inbound, receive, record_status
+from bot.messaging import Inbound, clean_text, queue_inbound, receive, record_status
 from bot.queue import get_queue
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+ADDRESS = re.compile(r"^(whatsapp:)?\+?[0-9A-Za-z]{2,32}$")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 WHATSAPP_PREFIX = "whatsapp:"
 
@@ -77,6 +80,8 @@ def _required(form: dict[str, str], *names: str) -> None:
     missing = [name for name in names if not form.get(name)]
     if missing:
         abort(400, f"missing fields: {', '.join(missing)}")
+    if not MESSAGE_SID.match(form["MessageSid"]):
+        abort(400, "MessageSid is not a Twilio message SID")
 
 
 @bp.post("/messages")
@@ -86,6 +91,8 @@ def inbound_message() -> Response:
     _required(form, "MessageSid", "From", "To")
 
     sender = form["From"]
+    if not ADDRESS.match(sender):
+        abort(400, "From is not a phone number or WhatsApp address")
     channel = WHATSAPP if sender.startswith(WHATSAPP_PREFIX) else SMS
     try:
         media_count = int(form.get("NumMedia") or 0)
@@ -94,7 +101,7 @@ def inbound_message() -> Response:
     inbound = Inbound(
         channel=channel,
         address=sender.removeprefix(WHATSAPP_PREFIX),
-        body=form.get("Body", ""),
+        body=clean_text(form.get("Body", "")),
         provider_sid=form["MessageSid"],
         media_count=media_count,
     )
@@ -118,10 +125,6 @@ def delivery_status() -> Response:
             error_code = int(form["ErrorCode"])
         except ValueError:
             abort(400, "ErrorCode is not a number")
-    known = record_status(
-        get_db(), form["MessageSid"], form["MessageStatus"], error_code
-    )
-    if not known:
-        logger.info("status callback for an unknown message; ignored")
+    record_status(get_db(), form["MessageSid"], form["MessageStatus"], error_code)
 
     return Response(status=204)

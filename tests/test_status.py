@@ -84,3 +84,10 @@ def test_status_callback_with_bad_error_code_is_refused(app, client, sent_sid):
     params = status_params(sent_sid, "failed", ErrorCode="abc")
 
     assert post_signed(client, PATH, params).status_code == 400
+
+
+def test_undocumented_status_is_not_stored(app, client, sent_sid):
+    response = post_signed(client, PATH, status_params(sent_sid, "x" * 300))
+
+    assert response.status_code == 204
+    assert stored(app, sent_sid).status == "sent"

@@ -195,3 +195,28 @@ def test_message_is_kept_when_redis_is_down_and_queued_on_retry(app, client):
     post_signed(client, PATH, params)
     assert count(app, Message) == 1
     assert queued_jobs(app) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"MessageSid": "SM123"},
+        {"MessageSid": "SM" + "0" * 32 + "' OR 1=1"},
+        {"From": "+358" + "1" * 200},
+        {"From": "<script>"},
+    ],
+    ids=["short-sid", "injected-sid", "long-number", "markup"],
+)
+def test_webhook_with_malformed_ids_is_refused(app, client, fields):
+    response = post_signed(client, PATH, message_params(**fields))
+
+    assert response.status_code == 400
+    assert count(app, Message) == 0
+
+
+def test_nul_characters_are_dropped_not_fatal(app, client):
+    response = post_signed(client, PATH, message_params(Body="Hei\x00 maailma"))
+
+    assert response.status_code == 200
+    with get_db(app).session() as session:
+        assert session.scalars(select(Message.body)).one() == "Hei maailma"
