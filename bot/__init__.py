@@ -12,9 +12,11 @@ from bot.settings import Settings, load_settings
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app; `config` overrides settings (tests), else the environment.
+    """Build the app from the environment, or from `config` (tests, tools).
 
-    Raises `ConfigError` at once when a setting cannot work.
+    `config` holds `Settings` field names as overrides, `environ` to read instead
+    of the process environment, or a ready `settings` object. Raises
+    `ConfigError` at once when a setting cannot work.
     """
     config = dict(config or {})
     settings: Settings = config.pop("settings", None) or load_settings(**config)
@@ -26,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=(settings.public_base_url or "").startswith("https:"),
         PERMANENT_SESSION_LIFETIME=timedelta(days=30),
     )
 

@@ -8,6 +8,7 @@ the web app, workers and scheduler then share it like any Redis.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import os
 import subprocess
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# Linux allows 108 bytes for a Unix socket path, including the final NUL.
+MAX_SOCKET_PATH = 107
 
 _owned: subprocess.Popen[bytes] | None = None
 
@@ -51,14 +55,29 @@ def _responds(socket: Path) -> bool:
 
 def ensure_embedded_redis(settings: Settings) -> None:
     """Start the embedded Redis unless one already answers on its socket."""
-    global _owned
-
     socket = settings.embedded_redis_socket
     if _responds(socket):
         return
 
+    if len(str(socket).encode()) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"the embedded Redis socket path {socket} is too long for a Unix "
+            "socket; set POLKU_INSTANCE_PATH to a shorter folder, or set REDIS_URL"
+        )
     folder = settings.instance_path
     folder.mkdir(parents=True, exist_ok=True)
+    # Several processes may start at once (web server threads, workers): one
+    # starts the server while the others wait for the lock, then find it.
+    with open(folder / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _responds(socket):
+            _start(settings, socket)
+
+
+def _start(settings: Settings, socket: Path) -> None:
+    global _owned
+
+    folder = settings.instance_path
     socket.unlink(missing_ok=True)
     command = [
         _redis_server_binary(),

@@ -63,3 +63,13 @@ def test_postgresql_url_is_accepted(tmp_path):
     url = "postgresql://polku@db.internal/polku"
 
     assert load_settings({"DATABASE_URL": url}, instance_path=tmp_path).database_url
+
+
+def test_embedded_redis_refuses_a_socket_path_it_cannot_bind(tmp_path):
+    from bot.embedded_redis import ensure_embedded_redis
+
+    deep = tmp_path / ("very-long-folder-name-" * 5)
+    settings = load_settings({}, instance_path=deep)
+
+    with pytest.raises(ConfigError, match="POLKU_INSTANCE_PATH to a shorter"):
+        ensure_embedded_redis(settings)
