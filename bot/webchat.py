@@ -19,7 +19,7 @@ from bot.messaging import Inbound, address_hash, clean_text, queue_inbound, rece
 from bot.models import Client, Message
 from bot.queue import get_queue
 from bot.segments import MAX_BODY_CHARS
-from translations import LANGUAGES, LANGUAGES_BY_CODE
+from translations import LANGUAGES_BY_CODE, text
 
 bp = Blueprint("webchat", __name__)
 
@@ -41,7 +41,7 @@ def _chat_id(create: bool) -> str | None:
 
 @bp.get("/")
 def page() -> str:
-    return render_template("chat.html", languages=LANGUAGES)
+    return render_template("chat.html", text=text)
 
 
 @bp.post("/chat/messages")
@@ -49,10 +49,10 @@ def post_message() -> tuple[dict[str, Any], int]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         abort(400, "send JSON with the fields id and text")
-    text, browser_id = data.get("text"), data.get("id")
-    if not isinstance(text, str) or not text.strip():
+    body, browser_id = data.get("text"), data.get("id")
+    if not isinstance(body, str) or not body.strip():
         abort(400, "text must be a non-empty string")
-    if len(text) > MAX_BODY_CHARS:
+    if len(body) > MAX_BODY_CHARS:
         abort(413, f"a message can have at most {MAX_BODY_CHARS} characters")
     if not isinstance(browser_id, str) or not MESSAGE_ID.match(browser_id):
         abort(400, "id must be 8 to 64 letters, digits or dashes")
@@ -61,7 +61,7 @@ def post_message() -> tuple[dict[str, Any], int]:
     inbound = Inbound(
         channel=WEB,
         address=chat_id,
-        body=clean_text(text),
+        body=clean_text(body),
         provider_sid=f"web-in-{browser_id}",
     )
     settings = current_app.config["POLKU"]

@@ -15,6 +15,8 @@
 
   function show(message) {
     if (document.getElementById("m" + message.id)) return;
+    const hint = document.getElementById("hint");
+    if (hint) hint.remove();
     const bubble = document.createElement("div");
     bubble.id = "m" + message.id;
     bubble.className = "message " + message.direction;
