@@ -221,3 +221,15 @@ def test_photo_without_text_is_answered_with_a_request_to_write(app, client, twi
     run_worker(app)
 
     assert "only read text" in twilio.bodies_to(CLIENT_NUMBER)[-1]
+
+
+def test_stop_on_whatsapp_opts_out_too(app, client, twilio):
+    post_signed(client, PATH, whatsapp_params(Body="Hei"))
+    run_worker(app)
+    post_signed(client, PATH, whatsapp_params(Body="STOP"))
+    post_signed(client, PATH, whatsapp_params(Body="1"))
+    run_worker(app)
+
+    assert len(twilio.messages) == 1
+    with get_db(app).session() as session:
+        assert session.scalars(select(Client)).one().opted_out
