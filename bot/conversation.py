@@ -1,8 +1,9 @@
-"""The dialogue itself: commands first, then first contact, language and welcome.
+"""The dialogue: commands first, then first contact, language, and the interview.
 
 Called by the worker for each inbound text, inside the transaction that stores
 the replies. It returns the texts to send and changes only the client and
-conversation rows; it knows nothing about HTTP, Twilio or Redis.
+conversation rows; it knows nothing about HTTP, Twilio or Redis. The questions
+and their order come from the flow in `flows/`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ import difflib
 import logging
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from bot.errors import ConfigError
 from bot.models import Client, Conversation, utcnow
-from translations import LANGUAGES, LANGUAGES_BY_CODE, text, words
+from flows import FlowSet, engine, load_flows
+from flows.model import FlowError
+from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +32,11 @@ STOP_WORDS = frozenset(
 START_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "APUA"})
 LANGUAGE_WORDS = frozenset({"LANGUAGE", "KIELI"})
+BACK_WORDS = frozenset({"BACK", "TAKAISIN"})
+RESTART_WORDS = frozenset({"RESTART", "ALUSTA"})
+HUMAN_WORDS = frozenset({"HUMAN", "IHMINEN"})
 
-NEW, CHOOSING_LANGUAGE, WELCOMED = "new", "language", "welcomed"
+NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class Commands:
     start: frozenset[str]
     help: frozenset[str]
     language: frozenset[str]
+    back: frozenset[str]
+    restart: frozenset[str]
+    human: frozenset[str]
 
     @classmethod
     def load(cls) -> Commands:
@@ -44,12 +58,42 @@ class Commands:
             start=START_WORDS | words("command.start"),
             help=HELP_WORDS | words("command.help"),
             language=LANGUAGE_WORDS | words("command.language"),
+            back=BACK_WORDS | words("command.back"),
+            restart=RESTART_WORDS | words("command.restart"),
+            human=HUMAN_WORDS | words("command.human"),
         )
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """What every turn needs and no turn changes: commands, flows and rules."""
+
+    commands: Commands
+    flows: FlowSet
+    contact: str = ""
+
+    @classmethod
+    def load(cls, contact: str = "") -> Dialogue:
+        """Read the catalogues' commands and the flows; raise `FlowError` if broken."""
+        return cls(Commands.load(), load_flows(), contact)
+
+
+def init_app(app: Flask) -> None:
+    """Load the dialogue once; a broken flow file stops the app from starting."""
+    try:
+        dialogue = Dialogue.load(app.config["POLKU"].service_contact)
+    except FlowError as exc:
+        raise ConfigError(str(exc)) from exc
+    app.extensions["polku.dialogue"] = dialogue
+
+
+def get_dialogue(app: Flask) -> Dialogue:
+    return app.extensions["polku.dialogue"]
 
 
 def keyword(body: str) -> str:
     """Return `body` as a possible command word: trimmed, upper case, no end mark."""
-    cleaned = unicodedata.normalize("NFKC", body).strip().strip(".!?,;:؟،")
+    cleaned = fold(unicodedata.normalize("NFKC", body)).strip().strip(".!?,;:؟،")
 
     return " ".join(cleaned.split()).upper()
 
@@ -58,9 +102,8 @@ def respond(
     client: Client,
     conversation: Conversation,
     body: str,
+    dialogue: Dialogue,
     *,
-    commands: Commands,
-    contact: str = "",
     media_count: int = 0,
 ) -> list[str]:
     """Advance `conversation` by one inbound `body` and return the replies.
@@ -69,7 +112,7 @@ def respond(
     A photo or file without text is not read; the client is asked to write.
     """
     word = keyword(body)
-    language = client.language
+    commands, language = dialogue.commands, client.language
 
     if word in commands.stop:
         if not client.opted_out:
@@ -81,13 +124,16 @@ def respond(
             return []
         client.opted_out_at = None
         logger.info("client %s: opted in again", client.id)
-        return [text("resumed", language), *_prompt(conversation, language)]
+        return [text("resumed", language), *_prompt(conversation, language, dialogue)]
 
     if word in commands.help:
         return [_help(language)]
     if word in commands.language:
+        _remember_stage(conversation)
         conversation.stage = CHOOSING_LANGUAGE
         return [_language_menu(language)]
+    if word in commands.human:
+        return _hand_off(client, conversation, dialogue)
 
     if conversation.stage == NEW:
         conversation.stage = CHOOSING_LANGUAGE
@@ -95,15 +141,125 @@ def respond(
     if media_count and not body.strip():
         return [_media_only(language, conversation)]
     if conversation.stage == CHOOSING_LANGUAGE:
-        return _choose_language(client, conversation, body, contact)
-    if word in commands.start:
-        return _prompt(conversation, language)
+        return _choose_language(client, conversation, body, dialogue)
 
-    return [text("received", language)]
+    return _interview_turn(client, conversation, word, body, dialogue)
+
+
+def _interview_turn(
+    client: Client,
+    conversation: Conversation,
+    word: str,
+    body: str,
+    dialogue: Dialogue,
+) -> list[str]:
+    flow, language = dialogue.flows.interview, client.language
+    state = _interview(conversation)
+    if word in dialogue.commands.restart or state is None:
+        state = state if state is not None else {}
+        outcome = engine.restart(flow, state, language)
+        conversation.stage = INTERVIEW
+        conversation.state = {
+            key: value
+            for key, value in (conversation.state or {}).items()
+            if key != "outcome"
+        }
+        _save_interview(conversation, state)
+        return outcome.replies
+    if conversation.stage == DONE:
+        return [text("flow.already_finished", language)]
+    if word in dialogue.commands.start:
+        return [engine.current_question(flow, state, language)]
+    if word in dialogue.commands.back:
+        outcome = engine.go_back(flow, state, language)
+    else:
+        outcome = engine.answer(flow, state, body, language)
+    _save_interview(conversation, state)
+    if outcome.ended:
+        _finish(client, conversation, dialogue, reason="finished")
+
+    return outcome.replies
+
+
+def _interview(conversation: Conversation) -> dict[str, Any] | None:
+    state = (conversation.state or {}).get("interview")
+
+    return dict(state) if state else None
+
+
+def _save_interview(conversation: Conversation, state: dict[str, Any]) -> None:
+    # Assign a new dict: the JSON column notices replacement, not mutation.
+    conversation.state = {**(conversation.state or {}), "interview": state}
+
+
+def _start_interview(
+    conversation: Conversation, dialogue: Dialogue, language: str
+) -> list[str]:
+    flow = dialogue.flows.interview
+    state = engine.new_state(flow)
+    _save_interview(conversation, state)
+    conversation.stage = INTERVIEW
+    count = engine.count_questions(flow)
+    welcome = (
+        text("welcome", language) + " " + text("flow.start", language, count=count)
+    )
+
+    return [welcome, engine.current_question(flow, state, language)]
+
+
+def _finish(
+    client: Client, conversation: Conversation, dialogue: Dialogue, reason: str
+) -> None:
+    """Close the interview: keep the rules' suggestions for the counsellor."""
+    state = _interview(conversation) or {}
+    suggestions = dialogue.flows.rules.suggest(state.get("slots", {}))
+    conversation.stage = DONE
+    conversation.state = {
+        **(conversation.state or {}),
+        "outcome": {
+            "reason": reason,
+            "at": utcnow().isoformat(),
+            "suggestions": [suggestion.as_dict() for suggestion in suggestions],
+            "skipped": list(state.get("skipped", [])),
+        },
+    }
+    logger.info(
+        "conversation %s: interview %s, %d suggestions",
+        conversation.id,
+        reason,
+        len(suggestions),
+    )
+
+
+def _hand_off(
+    client: Client, conversation: Conversation, dialogue: Dialogue
+) -> list[str]:
+    language = client.language
+    state = _interview(conversation)
+    if conversation.stage == DONE:
+        outcome = {**conversation.state.get("outcome", {}), "person_requested": True}
+        conversation.state = {**conversation.state, "outcome": outcome}
+    else:
+        if state is not None and state.get("status") == engine.ACTIVE:
+            engine.hand_off(state, language)
+            _save_interview(conversation, state)
+        _finish(client, conversation, dialogue, reason="client_asked_for_a_person")
+    if language in LANGUAGES_BY_CODE:
+        return [text("flow.human", language)]
+
+    return [_bilingual("flow.human")]
+
+
+def _remember_stage(conversation: Conversation) -> None:
+    if conversation.stage in (INTERVIEW, DONE):
+        conversation.state = {
+            **(conversation.state or {}),
+            "resume": conversation.stage,
+        }
 
 
 def _choose_language(
-    client: Client, conversation: Conversation, body: str, contact: str
+    client: Client, conversation: Conversation, body: str, dialogue: Dialogue
 ) -> list[str]:
     code = parse_language_choice(body)
     if code is None:
@@ -111,35 +267,32 @@ def _choose_language(
         return [retry + "\n" + _menu_lines()]
 
     client.language = code
-    conversation.stage = WELCOMED
     logger.info("client %s: language %s", client.id, code)
+    notice = _notice(code, conversation, dialogue.contact)
+    resume = (conversation.state or {}).get("resume")
+    if resume is None:
+        return [notice, *_start_interview(conversation, dialogue, code)]
 
-    return [_notice(code, conversation, contact), text("welcome", code)]
-
-
-def _media_only(language: str | None, conversation: Conversation) -> str:
-    if language in LANGUAGES_BY_CODE:
-        reply = text("media.not_supported", language)
-    else:
-        reply = _bilingual("media.not_supported")
-    if conversation.stage == CHOOSING_LANGUAGE:
-        reply += "\n" + _menu_lines()
-
-    return reply
+    # A change of language mid-way: carry on where the client was.
+    conversation.stage = resume
+    conversation.state = {
+        key: value for key, value in conversation.state.items() if key != "resume"
+    }
+    return [notice, *_prompt(conversation, code, dialogue)]
 
 
-def _bilingual(key: str, separator: str = "\n\n") -> str:
-    """Return text `key` in Finnish and English, for a client with no language yet."""
-    return text(key, "fi") + separator + text(key, "en")
-
-
-def _prompt(conversation: Conversation, language: str | None) -> list[str]:
-    """Return what the client was last asked, after a START."""
+def _prompt(
+    conversation: Conversation, language: str | None, dialogue: Dialogue
+) -> list[str]:
+    """Return what the client was last asked, after START or a language change."""
     if conversation.stage in (NEW, CHOOSING_LANGUAGE):
         conversation.stage = CHOOSING_LANGUAGE
         return [_language_menu(language)]
+    state = _interview(conversation)
+    if conversation.stage == DONE or state is None:
+        return [text("flow.already_finished", language)]
 
-    return [text("welcome", language)]
+    return [engine.current_question(dialogue.flows.interview, state, language)]
 
 
 def parse_language_choice(body: str) -> str | None:
@@ -172,6 +325,22 @@ def _menu_lines() -> str:
         f"{number} {language.native_name}"
         for number, language in enumerate(LANGUAGES, start=1)
     )
+
+
+def _media_only(language: str | None, conversation: Conversation) -> str:
+    if language in LANGUAGES_BY_CODE:
+        reply = text("media.not_supported", language)
+    else:
+        reply = _bilingual("media.not_supported")
+    if conversation.stage == CHOOSING_LANGUAGE:
+        reply += "\n" + _menu_lines()
+
+    return reply
+
+
+def _bilingual(key: str, separator: str = "\n\n") -> str:
+    """Return text `key` in Finnish and English, for a client with no language yet."""
+    return text(key, "fi") + separator + text(key, "en")
 
 
 def _first_contact() -> str:

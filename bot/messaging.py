@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.channels import Channel
-from bot.conversation import Commands, respond
+from bot.conversation import Dialogue, respond
 from bot.db import Database
 from bot.errors import ChannelError, RecipientOptedOutError
 from bot.models import Client, Conversation, Message, utcnow
@@ -164,9 +164,7 @@ def answer(
     db: Database,
     message_id: int,
     channels: dict[str, Channel],
-    *,
-    commands: Commands,
-    contact: str = "",
+    dialogue: Dialogue,
 ) -> list[int]:
     """Answer one inbound message and return the ids of the replies written.
 
@@ -191,9 +189,8 @@ def answer(
             client,
             conversation,
             message.body,
+            dialogue,
             media_count=message.media_count,
-            commands=commands,
-            contact=contact,
         )
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id

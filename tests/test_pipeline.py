@@ -19,6 +19,7 @@ from tests.factories import (
     whatsapp_params,
 )
 from tests.helpers import run_worker, wait_for, worker_processes
+from translations import text
 
 PATH = "/twilio/messages"
 
@@ -53,9 +54,10 @@ def test_choosing_a_language_gives_notice_and_welcome_in_it(app, client, twilio)
     say(client, "5")
     run_worker(app)
 
-    notice, welcome = twilio.bodies_to(CLIENT_NUMBER)[1:]
+    notice, welcome, question = twilio.bodies_to(CLIENT_NUMBER)[1:]
     assert "ИИ" in notice
-    assert welcome.startswith("Добро пожаловать")
+    assert welcome.startswith(text("welcome", "ru"))
+    assert question.startswith(text("interview.municipality", "ru"))
     with get_db(app).session() as session:
         assert session.scalars(select(Client.language)).one() == "ru"
 
@@ -85,14 +87,15 @@ def test_quick_messages_are_answered_in_order_by_several_workers(app, client, tw
     say(client, "START")
 
     with worker_processes(app, 3):
-        bodies = wait_for(lambda: len(twilio.messages) >= 5 and twilio.messages)
+        bodies = wait_for(lambda: len(twilio.messages) >= 6 and twilio.messages)
 
     texts = [message.body for message in bodies]
     assert "Reply with the number" in texts[0]
     assert texts[1].startswith("You are writing with an automated assistant")
     assert texts[2].startswith("Welcome!")
-    assert texts[3].startswith("Commands:")
-    assert texts[4].startswith("Welcome!")
+    assert texts[3].startswith("Which municipality")
+    assert texts[4].startswith("Commands:")
+    assert texts[5].startswith("Which municipality")
 
 
 def test_two_clients_are_served_in_parallel(app, client, twilio):
@@ -189,10 +192,10 @@ def test_message_that_keeps_failing_is_given_up_and_later_ones_answered(
 ):
     real_respond = messaging.respond
 
-    def respond(client_row, conversation, body, **options):
+    def respond(client_row, conversation, body, *args, **options):
         if body == "boom":
             raise RuntimeError("conversation bug")
-        return real_respond(client_row, conversation, body, **options)
+        return real_respond(client_row, conversation, body, *args, **options)
 
     monkeypatch.setattr(messaging, "respond", respond)
     say(client, "Hei")

@@ -33,10 +33,11 @@ def test_web_chat_goes_through_the_worker(app, client, twilio):
     post(client, "3", "browser-msg-2")
     run_worker(app)
 
-    first, notice, welcome = replies(client)
+    first, notice, welcome, question = replies(client)
     assert "1 Suomi" in first
     assert notice.startswith("You are writing with an automated assistant")
     assert welcome.startswith("Welcome!")
+    assert question.startswith("Which municipality do you live in?")
     assert twilio.messages == []
 
 

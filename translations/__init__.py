@@ -89,13 +89,23 @@ def text(key: str, language: str | None, **values: str | int) -> str:
     return entry.text.format(**values) if values else entry.text
 
 
+# Arabic and Persian keyboards type different code points for the same letters.
+_LETTER_VARIANTS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})
+
+
+def fold(value: str) -> str:
+    """Return `value` with letter variants unified, for comparing typed words."""
+    return value.translate(_LETTER_VARIANTS)
+
+
+@cache
 def words(key: str) -> frozenset[str]:
-    """Return the command words listed under `key` in every catalogue, upper case."""
+    """Return the words listed under `key` in every catalogue, folded, upper case."""
     found: set[str] = set()
     for language in LANGUAGES:
         entry = load_catalogue(language.code).get(key)
         if entry:
-            found.update(word.strip().upper() for word in entry.text.split(","))
+            found.update(fold(word.strip()).upper() for word in entry.text.split(","))
     found.discard("")
 
     return frozenset(found)

@@ -11,7 +11,7 @@ import logging
 from rq import get_current_job
 
 from bot.channels import get_channels
-from bot.conversation import Commands
+from bot.conversation import get_dialogue
 from bot.db import get_db
 from bot.errors import PolkuError
 from bot.messaging import (
@@ -44,13 +44,7 @@ def handle_inbound(message_id: int) -> int:
         db, queue, channels = get_db(), get_queue(), get_channels(app)
         for pending_id in pending_inbound(db, message_id):
             try:
-                reply_ids = answer(
-                    db,
-                    pending_id,
-                    channels,
-                    commands=Commands.load(),
-                    contact=settings.service_contact,
-                )
+                reply_ids = answer(db, pending_id, channels, get_dialogue(app))
             except Exception:
                 record_inbound_failure(db, pending_id, final=final)
                 if not final:

@@ -1,0 +1,244 @@
+"""Reading a client's answer to one step: numbers, words, misspellings, dates.
+
+The engine calls `parse_answer`; it returns the slot value or raises
+`AnswerError` carrying the catalogue key and values of a polite re-ask. Choices
+accept the option's number, its label in the client's language (or Finnish or
+English), a known alias, or a close misspelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+from babel.dates import get_month_names
+
+from flows.model import CHOICE_TYPES, Choice, Step
+from translations import fold, text, words
+
+PUNCTUATION = ".,;:!?()[]\"'«»“”„-–—،؛؟"
+# Between options in "1, 3", "auto ja bussi", "car and bus".
+SEPARATORS = re.compile(r"\s*(?:[,;/+&]|\b(?:and|ja|och|и|і|та|و)\b)\s*")
+CEFR = re.compile(r"\b([abc])\s?([12])\b", re.IGNORECASE)
+MONTH_YEAR = re.compile(r"^(\d{1,2})\s*[./\- ]\s*(\d{4})$")
+YEAR_MONTH = re.compile(r"^(\d{4})\s*[./\-]\s*(\d{1,2})$")
+FULL_DATE = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})$")
+ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+FIRST_YEAR, MAX_TEXT = 1900, 1000
+FUZZY_CUTOFF = 0.8
+
+
+class AnswerError(ValueError):
+    """The answer does not fit the step; `key` and `values` make the re-ask."""
+
+    def __init__(self, key: str, **values: int | str):
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+def normalise(answer: str) -> str:
+    """Return `answer` comparable: NFKC, ASCII digits, trimmed, case-folded."""
+    folded = fold(unicodedata.normalize("NFKC", answer)).casefold()
+    digits = "".join(
+        str(unicodedata.digit(char)) if char.isdigit() else char for char in folded
+    )
+
+    return " ".join(digits.split()).strip(PUNCTUATION + " ")
+
+
+def parse_answer(step: Step, answer: str, language: str | None) -> Any:
+    """Return the slot value `answer` gives for `step`, or raise `AnswerError`."""
+    cleaned = normalise(answer)
+    if step.type in CHOICE_TYPES and step.type != "multi_choice":
+        return _single_choice(step, cleaned, language)
+    if step.type == "multi_choice":
+        return _multi_choice(step, cleaned, language)
+    if step.type == "yes_no":
+        return _yes_no(cleaned, language)
+    if step.type == "number":
+        return _number(step, cleaned)
+    if step.type == "month_year":
+        return _month_year(cleaned, language)
+    if step.type == "date":
+        return _date(cleaned)
+
+    return _text(answer)
+
+
+def _reask_choice(step: Step) -> AnswerError:
+    return AnswerError("flow.reask.choice", count=len(step.choices))
+
+
+def _labels(choice: Choice, language: str | None) -> set[str]:
+    if choice.literal:
+        names = {choice.label}
+    else:
+        names = {text(choice.label, code) for code in {language or "en", "fi", "en"}}
+    names.update(choice.aliases)
+    names.add(choice.value.replace("_", " "))
+
+    return {normalise(name) for name in names if name}
+
+
+def _single_choice(step: Step, answer: str, language: str | None) -> str:
+    if not answer:
+        raise _reask_choice(step)
+    if answer.isdigit():
+        number = int(answer)
+        if 1 <= number <= len(step.choices):
+            return step.choices[number - 1].value
+        raise _reask_choice(step)
+    if step.type == "language_level":
+        level = _cefr(answer)
+        if level:
+            return level
+        if answer.upper() in words("common.no_words"):
+            return "none"
+
+    labels = {label: c.value for c in step.choices for label in _labels(c, language)}
+    if answer in labels:
+        return labels[answer]
+    # "olen työtön", "I am unemployed": exactly one label inside the answer.
+    inside = {value for label, value in labels.items() if _contains(answer, label)}
+    if len(inside) == 1:
+        return inside.pop()
+    close = difflib.get_close_matches(answer, list(labels), n=1, cutoff=FUZZY_CUTOFF)
+    if close:
+        return labels[close[0]]
+
+    raise _reask_choice(step)
+
+
+def _contains(answer: str, label: str) -> bool:
+    pattern = rf"(?<!\w){re.escape(label)}(?!\w)"
+
+    return len(label) >= 3 and re.search(pattern, answer) is not None
+
+
+def _cefr(answer: str) -> str | None:
+    match = CEFR.search(answer)
+    if not match:
+        return None
+    level = match.group(1).upper() + match.group(2)
+
+    return "C1" if level == "C2" else level
+
+
+def _multi_choice(step: Step, answer: str, language: str | None) -> list[str]:
+    reask = AnswerError("flow.reask.multi_choice", count=len(step.choices))
+    if not answer:
+        raise reask
+    try:
+        return [_single_choice(step, answer, language)]
+    except AnswerError:
+        pass
+
+    values: list[str] = []
+    for part in filter(None, SEPARATORS.split(answer)):
+        try:
+            found = [_single_choice(step, part, language)]
+        except AnswerError:
+            # "1 3" or "car bus": try the words one by one.
+            try:
+                found = [_single_choice(step, word, language) for word in part.split()]
+            except AnswerError:
+                raise reask from None
+        values.extend(value for value in found if value not in values)
+    if not values:
+        raise reask
+
+    return values
+
+
+def _yes_no(answer: str, language: str | None) -> bool:
+    word = answer.upper()
+    if word in {"1", normalise(text("common.yes", language)).upper()}:
+        return True
+    if word in {"2", normalise(text("common.no", language)).upper()}:
+        return False
+    first = word.split(" ")[0] if word else ""
+    if word in words("common.yes_words") or first in words("common.yes_words"):
+        return True
+    if word in words("common.no_words") or first in words("common.no_words"):
+        return False
+
+    raise AnswerError("flow.reask.yes_no")
+
+
+def _number(step: Step, answer: str) -> int:
+    low, high = step.minimum or 0, step.maximum or 0
+    reask = AnswerError("flow.reask.number", min=low, max=high)
+    numbers = re.findall(r"\d+", answer)
+    if len(numbers) != 1:
+        raise reask
+    number = int(numbers[0])
+    if not low <= number <= high:
+        raise reask
+
+    return number
+
+
+def _month_names(language: str | None) -> dict[str, int]:
+    names: dict[str, int] = {}
+    for code in {language or "en", "fi", "en"}:
+        for context in ("format", "stand-alone"):
+            for width in ("wide", "abbreviated"):
+                try:
+                    months = get_month_names(width, context, locale=code)
+                except (ValueError, LookupError):
+                    continue
+                for number, name in months.items():
+                    names[normalise(name)] = number
+
+    return names
+
+
+def _month_year(answer: str, language: str | None) -> str:
+    reask = AnswerError("flow.reask.month_year")
+    year = month = None
+    if match := MONTH_YEAR.match(answer):
+        month, year = int(match.group(1)), int(match.group(2))
+    elif match := YEAR_MONTH.match(answer):
+        year, month = int(match.group(1)), int(match.group(2))
+    elif re.fullmatch(r"\d{4}", answer):
+        year = int(answer)
+    else:
+        parts = answer.replace(",", " ").split()
+        if len(parts) == 2 and parts[1].isdigit():
+            month = _month_names(language).get(parts[0])
+            year = int(parts[1])
+    if year is None or not FIRST_YEAR <= year <= date.today().year + 1:
+        raise reask
+    if month is None:
+        # Only the year: the counsellor sees "2024" and can ask for the month.
+        return f"{year:04d}"
+    if not 1 <= month <= 12:
+        raise reask
+
+    return f"{year:04d}-{month:02d}"
+
+
+def _date(answer: str) -> str:
+    reask = AnswerError("flow.reask.date")
+    if match := FULL_DATE.match(answer):
+        day, month, year = (int(part) for part in match.groups())
+    elif match := ISO_DATE.match(answer):
+        year, month, day = (int(part) for part in match.groups())
+    else:
+        raise reask
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        raise reask from None
+
+
+def _text(answer: str) -> str:
+    cleaned = " ".join(answer.split())
+    if not cleaned.strip(PUNCTUATION):
+        raise AnswerError("flow.reask.text")
+
+    return cleaned[:MAX_TEXT]
