@@ -32,12 +32,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(days=30),
     )
 
-    from bot import channels, cli, conversation, db, queue
+    from bot import channels, cli, conversation, db
     from bot.logs import configure_logging
 
     configure_logging(settings)
     db.init_app(app)
-    queue.init_app(app)
     channels.init_app(app)
     conversation.init_app(app)
     cli.init_app(app)

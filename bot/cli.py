@@ -28,6 +28,10 @@ db_cli = AppGroup("db", help="Manage the database schema.")
 
 
 def init_app(app: Flask) -> None:
+    from bot.chat_cli import chat, flows_cli
+
+    app.cli.add_command(chat)
+    app.cli.add_command(flows_cli)
     app.cli.add_command(serve)
     app.cli.add_command(worker)
     app.cli.add_command(scheduler)
@@ -88,11 +92,13 @@ def serve(host: str, port: int, worker_count: int) -> None:
 
     from bot import schema
     from bot.db import get_db
-    from bot.queue import redis_url
+    from bot.queue import get_queue, redis_url
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.config["POLKU"]
     schema.upgrade(get_db().engine)
+    # Start the embedded Redis here, so that it stops when serve stops.
+    get_queue(app)
 
     # Children find the same database and Redis, including the embedded one.
     env = dict(os.environ)

@@ -12,11 +12,12 @@ import difflib
 import logging
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError
 from bot.models import Client, Conversation, utcnow
-from flows import FlowSet, engine, load_flows
+from flows import FLOWS_DIR, FlowSet, engine, load_flows
 from flows.model import FlowError
 from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
 
@@ -73,15 +74,16 @@ class Dialogue:
     contact: str = ""
 
     @classmethod
-    def load(cls, contact: str = "") -> Dialogue:
+    def load(cls, contact: str = "", directory: Path | None = None) -> Dialogue:
         """Read the catalogues' commands and the flows; raise `FlowError` if broken."""
-        return cls(Commands.load(), load_flows(), contact)
+        return cls(Commands.load(), load_flows(directory or FLOWS_DIR), contact)
 
 
 def init_app(app: Flask) -> None:
     """Load the dialogue once; a broken flow file stops the app from starting."""
     try:
-        dialogue = Dialogue.load(app.config["POLKU"].service_contact)
+        settings = app.config["POLKU"]
+        dialogue = Dialogue.load(settings.service_contact, settings.flows_dir)
     except FlowError as exc:
         raise ConfigError(str(exc)) from exc
     app.extensions["polku.dialogue"] = dialogue

@@ -8,6 +8,7 @@ different clients are served in parallel.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from redis import Redis
@@ -29,6 +30,8 @@ FAILURE_TTL = 30 * 24 * 3600
 JOB_TIMEOUT = 120
 MARKER_MARGIN = 300
 
+_connecting = threading.Lock()
+
 
 def redis_url(settings: Settings) -> str:
     """Return the configured Redis URL, or the embedded server's socket."""
@@ -38,7 +41,25 @@ def redis_url(settings: Settings) -> str:
     return f"unix://{settings.embedded_redis_socket}"
 
 
-def init_app(app: Flask) -> None:
+def get_queue(app: Flask | None = None) -> Queue:
+    """Return the app's queue, connecting (and starting the embedded Redis) once.
+
+    Lazy, so that commands that never queue anything (chat, flows check,
+    db upgrade) start no Redis.
+    """
+    if app is None:
+        from flask import current_app
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    queue = app.extensions.get("polku.queue")
+    if queue is None:
+        with _connecting:
+            queue = app.extensions.get("polku.queue") or _connect(app)
+
+    return queue
+
+
+def _connect(app: Flask) -> Queue:
     settings = app.config["POLKU"]
     if settings.uses_embedded_redis:
         from bot.embedded_redis import ensure_embedded_redis
@@ -47,17 +68,10 @@ def init_app(app: Flask) -> None:
     connection = Redis.from_url(
         redis_url(settings), socket_connect_timeout=2, socket_timeout=5
     )
-    app.extensions["polku.redis"] = connection
-    app.extensions["polku.queue"] = Queue(QUEUE_NAME, connection=connection)
+    queue = Queue(QUEUE_NAME, connection=connection)
+    app.extensions["polku.queue"] = queue
 
-
-def get_queue(app: Flask | None = None) -> Queue:
-    if app is None:
-        from flask import current_app
-
-        app = current_app
-
-    return app.extensions["polku.queue"]
+    return queue
 
 
 def enqueue_inbound(

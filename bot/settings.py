@@ -40,6 +40,8 @@ class Settings:
     retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     max_request_bytes: int = 64 * 1024
     service_contact: str = ""
+    flows_dir: Path | None = None
+    reminder_after_hours: int = 48
     log_level: str = "INFO"
     log_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +100,15 @@ class Settings:
                 "RETRY_INTERVALS must list one or more non-negative numbers of "
                 "seconds, like 10,30,120"
             )
+        if self.flows_dir is not None and not self.flows_dir.is_dir():
+            raise ConfigError(
+                f"FLOWS_DIR {str(self.flows_dir)!r} is not a folder; point it at a "
+                "copy of flows/ or leave it unset"
+            )
+        if self.reminder_after_hours < 1:
+            raise ConfigError(
+                f"REMINDER_AFTER_HOURS {self.reminder_after_hours} must be at least 1"
+            )
         if self.max_request_bytes < 1024:
             raise ConfigError(
                 f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
@@ -133,6 +144,8 @@ def load_settings(
         "retry_intervals": _intervals(env.get("RETRY_INTERVALS")),
         "max_request_bytes": _number(env, "MAX_REQUEST_BYTES", 64 * 1024, int),
         "service_contact": env.get("SERVICE_CONTACT", ""),
+        "flows_dir": Path(env["FLOWS_DIR"]).resolve() if env.get("FLOWS_DIR") else None,
+        "reminder_after_hours": _number(env, "REMINDER_AFTER_HOURS", 48, int),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
     }

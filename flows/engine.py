@@ -168,15 +168,19 @@ def next_step(step: Step, slots: dict[str, Any], today: date | None = None) -> s
 
 
 def count_questions(flow: Flow) -> int:
-    """Return the length of the longest path through the flow, for "about N"."""
-    lengths: dict[str, int] = {}
+    """Return about how many questions a client answers: between the shortest
+    and the longest way through the flow."""
+    shortest: dict[str, int] = {}
+    longest: dict[str, int] = {}
 
-    def longest(step_id: str, seen: frozenset[str]) -> int:
-        if step_id == END or step_id in seen:
+    def walk(step_id: str, pick: Any, memo: dict[str, int]) -> int:
+        if step_id == END:
             return 0
-        if step_id not in lengths:
-            nexts = flow.steps[step_id].targets()
-            lengths[step_id] = 1 + max(longest(n, seen | {step_id}) for n in nexts)
-        return lengths[step_id]
+        if step_id not in memo:
+            targets = flow.steps[step_id].targets()
+            memo[step_id] = 1 + pick(walk(target, pick, memo) for target in targets)
+        return memo[step_id]
 
-    return longest(flow.start, frozenset())
+    low, high = walk(flow.start, min, shortest), walk(flow.start, max, longest)
+
+    return (low + high + 1) // 2

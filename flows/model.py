@@ -171,7 +171,14 @@ def _parse_choices(raw: Any, fail: Callable[[str], FlowError]) -> list[Choice]:
     for item in raw:
         if not isinstance(item, dict) or "value" not in item or "label" not in item:
             raise fail(f"has a choice without 'value' and 'label': {item!r:.60}")
-        choices.append(Choice(str(item["value"]), str(item["label"])))
+        aliases = item.get("aliases") or []
+        if not isinstance(aliases, list):
+            raise fail(f"has a choice whose 'aliases' is not a list: {item!r:.60}")
+        choices.append(
+            Choice(
+                str(item["value"]), str(item["label"]), aliases=tuple(map(str, aliases))
+            )
+        )
     values = [choice.value for choice in choices]
     if len(set(values)) != len(values):
         raise fail(f"has the same choice value twice: {values}")
@@ -231,12 +238,33 @@ def _check_graph(flow: Flow) -> None:
             continue
         seen.add(current)
         waiting.extend(flow.steps[current].targets())
+    _check_no_loops(flow)
     unreachable = [step for step in flow.steps if step not in seen]
     if unreachable:
         raise FlowError(
             f'FLOW {flow.path}: step "{unreachable[0]}" cannot be reached from '
             f'"{flow.start}"; point a next of another step at it, or remove it'
         )
+
+
+def _check_no_loops(flow: Flow) -> None:
+    """Raise if a step can lead back to itself: an interview must always end."""
+    done: set[str] = set()
+
+    def visit(step_id: str, trail: tuple[str, ...]) -> None:
+        if step_id == END or step_id in done:
+            return
+        if step_id in trail:
+            raise FlowError(
+                f'FLOW {flow.path}: step "{step_id}" leads back to itself '
+                f"({' -> '.join((*trail[trail.index(step_id) :], step_id))}); "
+                "a flow may not loop"
+            )
+        for target in flow.steps[step_id].targets():
+            visit(target, (*trail, step_id))
+        done.add(step_id)
+
+    visit(flow.start, ())
 
 
 def _check_conditions(flow: Flow) -> None:
