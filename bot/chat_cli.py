@@ -10,7 +10,7 @@ import json
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from bot.conversation import get_dialogue, respond
 from bot.models import Client, Conversation
@@ -40,6 +40,7 @@ def check_flows() -> None:
 
 
 @click.command("chat")
+@with_appcontext
 @click.option("--language", help="Skip the language menu: fi, sv, en, uk, ...")
 @click.option("--flow", "flow_name", help="Play one flow's questions only.")
 def chat(language: str | None, flow_name: str | None) -> None:

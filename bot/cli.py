@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -49,6 +49,7 @@ def db_upgrade() -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True)
 def worker(burst: bool, with_scheduler: bool) -> None:
@@ -69,6 +70,7 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 
 
 @click.command()
+@with_appcontext
 def scheduler() -> None:
     """Run the periodic jobs (the sweep that re-queues waiting messages)."""
     from rq.cron import CronScheduler
@@ -83,6 +85,7 @@ def scheduler() -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", "worker_count", default=1, show_default=True, type=int)
