@@ -21,10 +21,13 @@ from translations import fold, text, words
 
 PUNCTUATION = ".,;:!?()[]\"'«»“”„-–—،؛؟"
 # Between options in "1, 3", "auto ja bussi", "car and bus".
-SEPARATORS = re.compile(r"\s*(?:[,;/+&]|\b(?:and|ja|och|и|і|та|و)\b)\s*")
+SEPARATORS = re.compile(
+    r"\s*(?:[,;/+&]|\b(?:and|or|ja|tai|och|eller|и|или|і|або|та|و|أو|یا|iyo|ama|või)\b)\s*"
+)
+BRACKETS = re.compile(r"\s*\([^)]*\)")
 CEFR = re.compile(r"\b([abc])\s?([12])\b", re.IGNORECASE)
-MONTH_YEAR = re.compile(r"^(\d{1,2})\s*[./\- ]\s*(\d{4})$")
-YEAR_MONTH = re.compile(r"^(\d{4})\s*[./\-]\s*(\d{1,2})$")
+MONTH_YEAR = re.compile(r"(?<!\d)(\d{1,2})\s*[./\- ]\s*(\d{4})(?!\d)")
+YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})\s*[./\-]\s*(\d{1,2})(?!\d)")
 FULL_DATE = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 FIRST_YEAR, MAX_TEXT = 1900, 1000
@@ -80,6 +83,8 @@ def _labels(choice: Choice, language: str | None) -> set[str]:
         names = {text(choice.label, code) for code in {language or "en", "fi", "en"}}
     names.update(choice.aliases)
     names.add(choice.value.replace("_", " "))
+    # "Car (B)" is also "Car": people do not type the bracket.
+    names.update(BRACKETS.sub("", name) for name in list(names))
 
     return {normalise(name) for name in names if name}
 
@@ -198,20 +203,20 @@ def _month_names(language: str | None) -> dict[str, int]:
 
 
 def _month_year(answer: str, language: str | None) -> str:
+    """Read "3/2025", "2025-03", "March 2025", "elokuussa 2025" or just "2025"."""
     reask = AnswerError("flow.reask.month_year")
     year = month = None
-    if match := MONTH_YEAR.match(answer):
+    if match := MONTH_YEAR.search(answer):
         month, year = int(match.group(1)), int(match.group(2))
-    elif match := YEAR_MONTH.match(answer):
+    elif match := YEAR_MONTH.search(answer):
         year, month = int(match.group(1)), int(match.group(2))
-    elif re.fullmatch(r"\d{4}", answer):
-        year = int(answer)
     else:
-        parts = answer.replace(",", " ").split()
-        if len(parts) == 2 and parts[1].isdigit():
-            month = _month_names(language).get(parts[0])
-            year = int(parts[1])
-    if year is None or not FIRST_YEAR <= year <= date.today().year + 1:
+        years = re.findall(r"(?<!\d)\d{4}(?!\d)", answer)
+        if len(years) != 1:
+            raise reask
+        year = int(years[0])
+        month = _month_word(answer, language)
+    if not FIRST_YEAR <= year <= date.today().year + 1:
         raise reask
     if month is None:
         # Only the year: the counsellor sees "2024" and can ask for the month.
@@ -220,6 +225,19 @@ def _month_year(answer: str, language: str | None) -> str:
         raise reask
 
     return f"{year:04d}-{month:02d}"
+
+
+def _month_word(answer: str, language: str | None) -> int | None:
+    """Find a month's name in `answer`, also inflected ("elokuussa", "марта")."""
+    names = _month_names(language)
+    for word in re.findall(r"[^\W\d_]+", answer):
+        if word in names:
+            return names[word]
+        stems = [name for name in names if len(name) >= 4 and word.startswith(name)]
+        if stems:
+            return names[max(stems, key=len)]
+
+    return None
 
 
 def _date(answer: str) -> str:

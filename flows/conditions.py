@@ -191,7 +191,9 @@ def _age_holds(operator: str, value: Any, limit: int, today: date) -> bool:
         if isinstance(value, int):
             elapsed, unit = today.year - value, "years"
         else:
-            year, month = (int(part) for part in str(value).split("-")[:2])
+            # A month written as "2024-05", or only a year: count from mid-year.
+            parts = [int(part) for part in str(value).split("-")[:2]]
+            year, month = parts[0], parts[1] if len(parts) > 1 else 7
             months = (today.year - year) * 12 + today.month - month
             elapsed, unit = (months, "months")
     except ValueError:

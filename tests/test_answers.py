@@ -105,3 +105,26 @@ def test_unreadable_answer_asks_again_with_the_right_text(step, answer, key):
 )
 def test_conditions_on_slots(condition, slots, holds):
     assert parse_condition(condition).holds(slots, date(2026, 12, 3)) is holds
+
+
+@pytest.mark.parametrize(
+    ("step", "answer", "language", "value"),
+    [
+        ("situation_since", "elokuussa 2025", "fi", "2025-08"),
+        ("situation_since", "since March 2025", "en", "2025-03"),
+        ("situation", "permitterad", "sv", "laid_off"),
+        ("education_level", "university", "en", "higher"),
+        ("driving_licence", "سيارة", "ar", ["B"]),
+        ("working_time", "full time or shifts", "en", ["full_time", "shifts"]),
+        ("finnish_level", "fluent", "en", "C1"),
+    ],
+)
+def test_answers_real_clients_type_are_understood(step, answer, language, value):
+    assert parse_answer(FLOW.steps[step], answer, language) == value
+
+
+def test_year_only_counts_from_mid_year():
+    condition = parse_condition({"since": {"months_ago_at_least": 12}})
+
+    assert condition.holds({"since": "2020"}, date(2026, 12, 3))
+    assert not condition.holds({"since": "2026"}, date(2026, 12, 3))
