@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 60
+REMINDER_INTERVAL = 600
 
 db_cli = AppGroup("db", help="Manage the database schema.")
 
@@ -72,15 +73,16 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 @click.command()
 @with_appcontext
 def scheduler() -> None:
-    """Run the periodic jobs (the sweep that re-queues waiting messages)."""
+    """Run the periodic jobs: the sweep that re-queues waiting messages, reminders."""
     from rq.cron import CronScheduler
 
     from bot.queue import QUEUE_NAME, get_queue
-    from workers.maintenance import requeue_pending
+    from workers.maintenance import requeue_pending, send_reminders
 
     queue = get_queue(current_app._get_current_object())  # type: ignore[attr-defined]
     cron = CronScheduler(connection=queue.connection, name=f"polku-{os.getpid()}")
     cron.register(requeue_pending, QUEUE_NAME, interval=SWEEP_INTERVAL)
+    cron.register(send_reminders, QUEUE_NAME, interval=REMINDER_INTERVAL)
     cron.start()
 
 

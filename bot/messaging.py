@@ -195,12 +195,7 @@ def answer(
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id
         message.processed_at = utcnow()
-        channel = channels.get(client.channel)
-        replies = [
-            part
-            for text in texts
-            for part in _outbound(session, client, conversation, text, channel)
-        ]
+        replies = write_replies(session, client, conversation, texts, channels)
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
     return [reply.id for reply in replies]
@@ -246,29 +241,32 @@ def _current_conversation(session: Session, client: Client) -> Conversation:
     return conversation
 
 
-def _outbound(
+def write_replies(
     session: Session,
     client: Client,
     conversation: Conversation,
-    reply: str,
-    channel: Channel | None,
+    texts: list[str],
+    channels: dict[str, Channel],
 ) -> list[Message]:
+    """Store `texts` as queued outbound messages, split to fit the client's channel."""
+    channel = channels.get(client.channel)
     max_segments = channel.max_segments if channel else None
     messages = []
-    for part in split_reply(reply, max_segments=max_segments):
-        count = count_segments(part)
-        message = Message(
-            client_id=client.id,
-            conversation_id=conversation.id,
-            direction=OUTBOUND,
-            channel=client.channel,
-            body=part,
-            status=QUEUED,
-            encoding=count.encoding,
-            segments=count.segments,
-        )
-        session.add(message)
-        messages.append(message)
+    for reply in texts:
+        for part in split_reply(reply, max_segments=max_segments):
+            count = count_segments(part)
+            message = Message(
+                client_id=client.id,
+                conversation_id=conversation.id,
+                direction=OUTBOUND,
+                channel=client.channel,
+                body=part,
+                status=QUEUED,
+                encoding=count.encoding,
+                segments=count.segments,
+            )
+            session.add(message)
+            messages.append(message)
     session.flush()
 
     return messages

@@ -1,4 +1,4 @@
-"""Periodic jobs: re-queue what the database says is still waiting.
+"""Periodic jobs: re-queue what the database says is still waiting, and remind.
 
 Redis may lose queued jobs (a restart, an outage while a webhook ran); the
 database never does. The sweep finds inbound messages not yet answered and
@@ -12,10 +12,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.channels import get_channels
+from bot.conversation import get_dialogue
 from bot.db import get_db
-from bot.messaging import INBOUND, OUTBOUND, QUEUED, RECEIVED
+from bot.messaging import INBOUND, OUTBOUND, QUEUED, RECEIVED, queue_outbound
 from bot.models import Message, utcnow
 from bot.queue import enqueue_inbound, enqueue_send, get_queue
+from bot.reminders import remind_idle_clients
 from workers import get_app
 
 logger = logging.getLogger(__name__)
@@ -57,3 +60,20 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
         logger.info("sweep: queued %d waiting messages again", len(waiting))
 
     return len(waiting)
+
+
+def send_reminders() -> int:
+    """Remind clients who left the interview unfinished; return how many."""
+    app = get_app()
+    settings = app.config["POLKU"]
+    with app.app_context():
+        db = get_db()
+        reply_ids = remind_idle_clients(
+            db,
+            get_dialogue(app),
+            get_channels(app),
+            after=timedelta(hours=settings.reminder_after_hours),
+        )
+        queue_outbound(db, get_queue(), reply_ids, settings.retry_intervals)
+
+    return len(reply_ids)
