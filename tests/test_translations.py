@@ -40,3 +40,19 @@ def test_unknown_language_falls_back_to_english():
 def test_unknown_key_is_an_error_not_a_silent_blank():
     with pytest.raises(MissingTextError, match="no.such.key"):
         text("no.such.key", "fi")
+
+
+def test_no_word_means_two_commands_in_any_language():
+    from bot.conversation import Commands
+
+    commands = Commands.load()
+    seen: dict[str, str] = {}
+    for name in ("stop", "start", "help", "language", "back", "restart", "human"):
+        for word in getattr(commands, name):
+            assert seen.setdefault(word, name) == name, f"{word} is {seen[word]}"
+
+
+def test_yes_and_no_words_never_overlap():
+    from translations import words
+
+    assert not words("common.yes_words") & words("common.no_words")
