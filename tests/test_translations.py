@@ -56,3 +56,17 @@ def test_yes_and_no_words_never_overlap():
     from translations import words
 
     assert not words("common.yes_words") & words("common.no_words")
+
+
+@pytest.mark.parametrize("code", ["fi", "sv", "en", "so"])
+def test_latin_languages_stay_in_the_cheap_sms_alphabet(code):
+    """One stray dash or quote makes a whole SMS cost twice as much (UCS-2)."""
+    from bot.segments import is_gsm7
+
+    costly = [
+        key
+        for key, entry in load_catalogue(code).items()
+        if not key.startswith("web.") and not is_gsm7(entry.text)
+    ]
+
+    assert costly == []
