@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot import crypto
 from bot.settings import Settings, load_settings
 
 
@@ -21,6 +22,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     settings: Settings = config.pop("settings", None) or load_settings(**config)
 
+    # Encrypted columns read the keys from the process, whichever app is current.
+    crypto.configure(settings.encryption_keys)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         POLKU=settings,

@@ -26,6 +26,7 @@ SWEEP_INTERVAL = 60
 REMINDER_INTERVAL = 600
 
 db_cli = AppGroup("db", help="Manage the database schema.")
+keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 
 
 def init_app(app: Flask) -> None:
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(scheduler)
     app.cli.add_command(db_cli)
+    app.cli.add_command(keys_cli)
 
 
 @db_cli.command("upgrade")
@@ -47,6 +49,16 @@ def db_upgrade() -> None:
 
     schema.upgrade(get_db().engine)
     click.echo("database schema is up to date")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt all personal data with the first key in ENCRYPTION_KEYS."""
+    from bot.db import get_db
+    from bot.keys import rotate_all
+
+    count = rotate_all(get_db().engine)
+    click.echo(f"{count} values re-encrypted with the first key; the others may go")
 
 
 @click.command()

@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
-    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.crypto import EncryptedJSON, EncryptedText
 
 
 def utcnow() -> datetime:
@@ -65,8 +65,8 @@ class Client(Base):
     channel: Mapped[str] = mapped_column(String(16))
     # Looked up by a keyed hash, so the address itself is never a search key.
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # TODO(#4): encrypt the address at rest with the client's record class.
-    address: Mapped[str] = mapped_column(String(128))
+    # The phone number (or web chat id), encrypted; only sending reads it.
+    address: Mapped[str] = mapped_column(EncryptedText())
     language: Mapped[str | None] = mapped_column(String(8))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -91,7 +91,8 @@ class Conversation(Base):
         ForeignKey("clients.id", ondelete="CASCADE"), index=True
     )
     stage: Mapped[str] = mapped_column(String(32), default="new")
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The interview's answers are personal data: encrypted like message texts.
+    state: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(), default=dict)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow
@@ -124,8 +125,7 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(16))
     # Twilio's MessageSid (or the web chat's id): a retried webhook hits this.
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # TODO(#4): encrypt the body at rest with the client's record class.
-    body: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(EncryptedText(), default="")
     media_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[int | None] = mapped_column(Integer)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
+
+from bot.crypto import check_key
 from bot.errors import ConfigError
 
 TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
@@ -29,6 +32,7 @@ class Settings:
     instance_path: Path
     secret_key: str
     database_url: str
+    encryption_keys: tuple[str, ...] = ()
     redis_url: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -74,6 +78,10 @@ class Settings:
         if self.public_base_url:
             _check_url("PUBLIC_BASE_URL", self.public_base_url, ("http", "https"))
 
+        if not self.encryption_keys:
+            raise ConfigError("ENCRYPTION_KEYS is empty; set at least one Fernet key")
+        for key in self.encryption_keys:
+            check_key(key)
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
             raise ConfigError(
                 "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set together; "
@@ -132,6 +140,7 @@ def load_settings(
     values: dict[str, Any] = {
         "instance_path": instance,
         "secret_key": env.get("SECRET_KEY") or "",
+        "encryption_keys": _keys(env.get("ENCRYPTION_KEYS")),
         "database_url": env.get("DATABASE_URL") or f"sqlite:///{instance / 'polku.db'}",
         "redis_url": env.get("REDIS_URL") or None,
         "twilio_account_sid": env.get("TWILIO_ACCOUNT_SID") or None,
@@ -157,7 +166,10 @@ def load_settings(
     if values.get("twilio_whatsapp_from"):
         values["twilio_whatsapp_from"] = _strip_whatsapp(values["twilio_whatsapp_from"])
     if not values["secret_key"]:
-        values["secret_key"] = _instance_secret(instance)
+        values["secret_key"] = _instance_secret(instance, "secret_key", _token)
+    if not values["encryption_keys"]:
+        key = _instance_secret(instance, "encryption_key", _fernet_key)
+        values["encryption_keys"] = (key,)
 
     settings = Settings(**values)
     settings.validate()
@@ -204,23 +216,36 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
         )
 
 
-def _instance_secret(instance: Path) -> str:
-    """Return a secret key kept in the instance folder, creating it once.
+def _keys(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
-    A development start needs no configuration, yet sessions and pseudonyms must
-    survive restarts; production sets SECRET_KEY instead.
+
+def _token() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _fernet_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+def _instance_secret(instance: Path, name: str, make: Callable[[], str]) -> str:
+    """Return a secret kept in the instance folder, creating it once.
+
+    A development start needs no configuration, yet sessions, pseudonyms and
+    encrypted data must survive restarts; production sets SECRET_KEY and
+    ENCRYPTION_KEYS instead.
     """
-    path = instance / "secret_key"
+    path = instance / name
     if path.exists():
         return path.read_text().strip()
 
     instance.mkdir(parents=True, exist_ok=True)
     # Write a private temporary file, then link it into place: the link fails if
     # another process (web app or worker) got there first, and then we use theirs.
-    tmp = instance / f".secret_key.{os.getpid()}"
+    tmp = instance / f".{name}.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+        handle.write(make())
     try:
         os.link(tmp, path)
     except FileExistsError:

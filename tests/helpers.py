@@ -52,6 +52,7 @@ def worker_processes(
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url or "",
         "SECRET_KEY": settings.secret_key,
+        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
         "TWILIO_ACCOUNT_SID": settings.twilio_account_sid or "",
         "TWILIO_AUTH_TOKEN": settings.twilio_auth_token or "",
         "TWILIO_SMS_FROM": settings.twilio_sms_from or "",
