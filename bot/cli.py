@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from flask import current_app
@@ -39,6 +39,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(anonymise_command)
 
 
 @db_cli.command("upgrade")
@@ -49,6 +50,21 @@ def db_upgrade() -> None:
 
     schema.upgrade(get_db().engine)
     click.echo("database schema is up to date")
+
+
+@click.command("anonymise")
+@with_appcontext
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+def anonymise_command(source: TextIO) -> None:
+    """Read texts, one per line (standard input or SOURCE); write them anonymised.
+
+    The same person or number gets the same placeholder on every line.
+    """
+    from bot.anonymiser import anonymise
+
+    placeholders: dict[str, dict[str, int]] = {}
+    for line in source:
+        click.echo(anonymise(line.rstrip("\n"), placeholders).text)
 
 
 @keys_cli.command("rotate")

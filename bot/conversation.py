@@ -11,12 +11,16 @@ from __future__ import annotations
 import difflib
 import logging
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from bot.errors import ConfigError
 from bot.models import Client, Conversation, utcnow
+from bot.records import record_classes
 from flows import FLOWS_DIR, FlowSet, engine, load_flows
 from flows.model import FlowError
 from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HELSINKI = ZoneInfo("Europe/Helsinki")
+
 # Carriers' and Twilio's standard words, plus Finnish; catalogues add their own.
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "LOPETA"}
@@ -34,10 +40,22 @@ START_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "APUA"})
 LANGUAGE_WORDS = frozenset({"LANGUAGE", "KIELI"})
 BACK_WORDS = frozenset({"BACK", "TAKAISIN"})
+DELETE_WORDS = frozenset({"DELETE", "POISTA"})
+MY_DATA_WORDS = frozenset({"MY DATA", "OMAT TIEDOT"})
 RESTART_WORDS = frozenset({"RESTART", "ALUSTA"})
 HUMAN_WORDS = frozenset({"HUMAN", "IHMINEN"})
 
 NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
+# What a turn asks the caller to do besides replying (it has the database).
+ERASE, DATA_SUMMARY = "erase", "data_summary"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What is stored about a client, for the MY DATA summary."""
+
+    messages: int
+    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,9 @@ class Commands:
     back: frozenset[str]
     restart: frozenset[str]
     human: frozenset[str]
+    delete: frozenset[str]
+    my_data: frozenset[str]
+    yes: frozenset[str]
 
     @classmethod
     def load(cls) -> Commands:
@@ -62,6 +83,9 @@ class Commands:
             back=BACK_WORDS | words("command.back"),
             restart=RESTART_WORDS | words("command.restart"),
             human=HUMAN_WORDS | words("command.human"),
+            delete=DELETE_WORDS | words("command.delete"),
+            my_data=MY_DATA_WORDS | words("command.my_data"),
+            yes=words("common.yes_words"),
         )
 
 
@@ -107,14 +131,19 @@ def respond(
     dialogue: Dialogue,
     *,
     media_count: int = 0,
+    events: list[str] | None = None,
+    stored: Callable[[], Stored] | None = None,
 ) -> list[str]:
     """Advance `conversation` by one inbound `body` and return the replies.
 
     Commands work at every stage. After STOP nothing is returned until START.
     A photo or file without text is not read; the client is asked to write.
+    `events` receives ERASE when the client confirmed erasure (the caller
+    erases) and DATA_SUMMARY when they were told what is stored (to audit).
     """
     word = keyword(body)
     commands, language = dialogue.commands, client.language
+    events = events if events is not None else []
 
     if word in commands.stop:
         if not client.opted_out:
@@ -128,6 +157,20 @@ def respond(
         logger.info("client %s: opted in again", client.id)
         return [text("resumed", language), *_prompt(conversation, language, dialogue)]
 
+    if (conversation.state or {}).get("confirm_erasure"):
+        conversation.state = _without(conversation.state, "confirm_erasure")
+        if word in commands.yes:
+            client.erasing_at = utcnow()
+            events.append(ERASE)
+            return [_in_language("privacy.erased", language)]
+        cancelled = _in_language("privacy.erase_cancelled", language)
+        return [cancelled, *_prompt(conversation, language, dialogue)]
+    if word in commands.delete:
+        conversation.state = {**(conversation.state or {}), "confirm_erasure": True}
+        return [_in_language("privacy.erase_confirm", language)]
+    if word in commands.my_data:
+        events.append(DATA_SUMMARY)
+        return [_summary(conversation, language, stored)]
     if word in commands.help:
         return [_help(language)]
     if word in commands.language:
@@ -161,11 +204,7 @@ def _interview_turn(
         state = state if state is not None else {}
         outcome = engine.restart(flow, state, language)
         conversation.stage = INTERVIEW
-        conversation.state = {
-            key: value
-            for key, value in (conversation.state or {}).items()
-            if key != "outcome"
-        }
+        conversation.state = _without(conversation.state, "outcome")
         _save_interview(conversation, state)
         return outcome.replies
     if conversation.stage == DONE:
@@ -246,10 +285,7 @@ def _hand_off(
             engine.hand_off(state, language)
             _save_interview(conversation, state)
         _finish(client, conversation, dialogue, reason="client_asked_for_a_person")
-    if language in LANGUAGES_BY_CODE:
-        return [text("flow.human", language)]
-
-    return [_bilingual("flow.human")]
+    return [_in_language("flow.human", language)]
 
 
 def _remember_stage(conversation: Conversation) -> None:
@@ -277,9 +313,7 @@ def _choose_language(
 
     # A change of language mid-way: carry on where the client was.
     conversation.stage = resume
-    conversation.state = {
-        key: value for key, value in conversation.state.items() if key != "resume"
-    }
+    conversation.state = _without(conversation.state, "resume")
     return [notice, *_prompt(conversation, code, dialogue)]
 
 
@@ -330,10 +364,7 @@ def _menu_lines() -> str:
 
 
 def _media_only(language: str | None, conversation: Conversation) -> str:
-    if language in LANGUAGES_BY_CODE:
-        reply = text("media.not_supported", language)
-    else:
-        reply = _bilingual("media.not_supported")
+    reply = _in_language("media.not_supported", language)
     if conversation.stage == CHOOSING_LANGUAGE:
         reply += "\n" + _menu_lines()
 
@@ -375,7 +406,45 @@ def _notice(language: str, conversation: Conversation, contact: str = "") -> str
 
 
 def _help(language: str | None) -> str:
-    if language in LANGUAGES_BY_CODE:
-        return text("help", language)
+    return _in_language("help", language)
 
-    return _bilingual("help")
+
+def _in_language(key: str, language: str | None) -> str:
+    """Return text `key` in the client's language, or bilingual if none is chosen."""
+    if language in LANGUAGES_BY_CODE:
+        return text(key, language)
+
+    return _bilingual(key)
+
+
+def _without(state: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    return {name: value for name, value in (state or {}).items() if name != key}
+
+
+def _summary(
+    conversation: Conversation,
+    language: str | None,
+    stored: Callable[[], Stored] | None,
+) -> str:
+    """Tell the client what is stored about them, in counts and dates only."""
+    facts = stored() if stored else Stored(messages=0, since=None)
+    answers = len(((conversation.state or {}).get("interview") or {}).get("slots", {}))
+    classes = record_classes()
+    since = (
+        facts.since.astimezone(HELSINKI).strftime("%-d.%-m.%Y") if facts.since else "-"
+    )
+    values = {
+        "messages": facts.messages,
+        "since": since,
+        "answers": answers,
+        "message_days": classes["message"].retention.days,
+        "answer_days": classes["interview_answers"].retention.days,
+    }
+    if language in LANGUAGES_BY_CODE:
+        return text("privacy.summary", language, **values)
+
+    return (
+        text("privacy.summary", "fi", **values)
+        + "\n\n"
+        + text("privacy.summary", "en", **values)
+    )

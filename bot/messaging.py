@@ -14,12 +14,13 @@ import logging
 from dataclasses import dataclass
 
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot import audit
 from bot.channels import Channel
-from bot.conversation import Dialogue, respond
+from bot.conversation import DATA_SUMMARY, ERASE, Dialogue, Stored, respond
 from bot.db import Database
 from bot.errors import ChannelError, RecipientOptedOutError
 from bot.models import Client, Conversation, Message, utcnow
@@ -130,6 +131,9 @@ def _client_for(session: Session, client_key: str, inbound: Inbound) -> Client:
         )
         session.add(client)
     client.last_seen_at = utcnow()
+    # Writing again after asking for erasure: the old data is gone already,
+    # and the new conversation must not be deleted with the confirmation.
+    client.erasing_at = None
     session.flush()
 
     return client
@@ -185,13 +189,29 @@ def answer(
             return []
 
         conversation = _current_conversation(session, client)
+        events: list[str] = []
         texts = respond(
             client,
             conversation,
             message.body,
             dialogue,
             media_count=message.media_count,
+            events=events,
+            stored=lambda: _stored(session, client),
         )
+        if ERASE in events:
+            erase_client_data(session, client)
+            replies = write_replies(session, client, None, texts, channels)
+            return [reply.id for reply in replies]
+        if DATA_SUMMARY in events:
+            audit.record(
+                session,
+                actor="client",
+                action=audit.DATA_SUMMARY,
+                subject=client.reference,
+                record_class="message",
+                reason="the client asked what is stored (MY DATA)",
+            )
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id
         message.processed_at = utcnow()
@@ -199,6 +219,32 @@ def answer(
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
     return [reply.id for reply in replies]
+
+
+def _stored(session: Session, client: Client) -> Stored:
+    query = select(func.count(Message.id), func.min(Message.created_at)).where(
+        Message.client_id == client.id
+    )
+    count, first = session.execute(query).one()
+
+    return Stored(messages=count, since=first)
+
+
+def erase_client_data(session: Session, client: Client) -> None:
+    """Delete the client's messages and conversations; keep the row until the
+    confirmation has been sent, then `deliver` deletes it too.
+    """
+    session.execute(delete(Message).where(Message.client_id == client.id))
+    session.execute(delete(Conversation).where(Conversation.client_id == client.id))
+    audit.record(
+        session,
+        actor="client",
+        action=audit.ERASURE,
+        subject=client.reference,
+        record_class="message, interview_answers, client",
+        reason="the client asked to delete their data (DELETE)",
+    )
+    logger.info("client %s: data erased on request", client.id)
 
 
 def record_inbound_failure(db: Database, message_id: int, *, final: bool) -> None:
@@ -244,7 +290,7 @@ def _current_conversation(session: Session, client: Client) -> Conversation:
 def write_replies(
     session: Session,
     client: Client,
-    conversation: Conversation,
+    conversation: Conversation | None,
     texts: list[str],
     channels: dict[str, Channel],
 ) -> list[Message]:
@@ -257,7 +303,7 @@ def write_replies(
             count = count_segments(part)
             message = Message(
                 client_id=client.id,
-                conversation_id=conversation.id,
+                conversation_id=conversation.id if conversation else None,
                 direction=OUTBOUND,
                 channel=client.channel,
                 body=part,
@@ -342,7 +388,27 @@ def _deliver_one(
         if message is not None:
             message.provider_sid = provider_sid
             _set_status(message, "delivered" if channel_name == "web" else SENT)
+            _finish_erasure(session, message)
     logger.info("message %s: sent on %s", message_id, channel_name)
+
+
+def _finish_erasure(session: Session, message: Message) -> None:
+    """Once an erasing client's last reply is handed over, delete what is left.
+
+    The web chat fetches its replies later, so the retention job removes a web
+    client after a while instead.
+    """
+    client = session.get(Client, message.client_id)
+    if client is None or client.erasing_at is None or client.channel == "web":
+        return
+    waiting = select(Message.id).where(
+        Message.client_id == client.id,
+        Message.direction == OUTBOUND,
+        Message.status.in_((QUEUED, SENDING)),
+    )
+    if session.scalars(waiting.limit(1)).first() is None:
+        session.delete(client)
+        logger.info("client %s: erasure completed", client.id)
 
 
 def _record_failure(
@@ -360,6 +426,7 @@ def _record_failure(
             logger.warning("message %s: send failed, will retry: %s", message_id, exc)
             return
         _set_status(message, FAILED)
+        _finish_erasure(session, message)
     logger.warning("message %s: send failed for good: %s", message_id, exc)
 
 

@@ -53,10 +53,16 @@ class Base(DeclarativeBase):
     pass
 
 
+# SQLite reuses the id of a deleted last row unless told not to; an id must
+# never come back, or a queue marker or log line could point at a new record.
+NO_REUSE = {"sqlite_autoincrement": True}
+
+
 class Client(Base):
     """A person who writes to Polku on one channel, known by a pseudonym."""
 
     __tablename__ = "clients"
+    __table_args__ = NO_REUSE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(
@@ -68,6 +74,9 @@ class Client(Base):
     # The phone number (or web chat id), encrypted; only sending reads it.
     address: Mapped[str] = mapped_column(EncryptedText())
     language: Mapped[str | None] = mapped_column(String(8))
+    # Set when the client confirmed erasure: the row goes once the last reply
+    # (the confirmation) has been handed to the channel.
+    erasing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -85,6 +94,7 @@ class Conversation(Base):
     """One run of Polku's dialogue with a client; `stage` says where it stands."""
 
     __tablename__ = "conversations"
+    __table_args__ = NO_REUSE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(
@@ -136,3 +146,20 @@ class Message(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One use or disclosure of personal data outside the client's own conversation."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Who: "client", "system", or a counsellor's or operator's account name.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    # The client's pseudonymous reference; never a number or a name.
+    subject: Mapped[str] = mapped_column(String(32))
+    record_class: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(200))

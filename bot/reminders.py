@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels import Channel
-from bot.conversation import INTERVIEW, Dialogue
+from bot.conversation import HELSINKI, INTERVIEW, Dialogue
 from bot.db import Database
 from bot.messaging import INBOUND, RECEIVED, write_replies
 from bot.models import Client, Conversation, Message, utcnow
@@ -24,7 +23,6 @@ from translations import text
 
 logger = logging.getLogger(__name__)
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
 # Local hours in which a reminder may be sent: 9:00 to 19:59.
 DAYTIME = range(9, 20)
 BATCH = 200

@@ -25,12 +25,14 @@ def upgrade() -> None:
         sa.Column("address_hash", sa.String(length=64), nullable=False),
         sa.Column("address", sa.Text(), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=True),
+        sa.Column("erasing_at", sa.DateTime(), nullable=True),
         sa.Column("opted_out_at", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("address_hash"),
         sa.UniqueConstraint("reference"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "conversations",
@@ -43,6 +45,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index(
@@ -74,6 +77,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("provider_sid"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(
@@ -82,8 +86,24 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "audit_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("subject", sa.String(length=32), nullable=False),
+        sa.Column("record_class", sa.String(length=100), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entries_at"), ["at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table("audit_entries")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_client_direction_status")
 
