@@ -55,7 +55,8 @@ NAME_CUES = (
     "jag heter", "mitt namn är", "hälsningar", "mvh",
     "my name is", "name is", "regards", "best regards", "kind regards", "thanks",
     "мене звати", "моє ім'я", "меня зовут", "мое имя", "с уважением", "з повагою",
-    "اسمي", "الاسم", "مع تحياتي", "شكرا", "شكراً", "نام من", "اسم من",
+    "اسمي", "الاسم", "مع تحياتي", "شكرا", "شكراً", "نام من", "اسم من", "با احترام",
+    "با تشکر", "یا تشکر",
     "magacaygu waa", "magacayga waa", "magacaygu", "mahadsanid",
     "minu nimi on", "lugupidamisega",
     # Relations before a name: "soita veljelleni Matille", "call my friend".
@@ -77,12 +78,13 @@ DOCUMENT_CUES = (
     "uppehållskort", "permit card", "посвідк", "дозволу на проживання",
     "вида на жительство", "الإقامة", "اقامت", "sharciga", "dokument",
     "document", "id card", "henkilökortti", "kortin numero", "card number",
+    "kortti", "kortin", "card", "карт", "کارت", "بطاقة", "kaarka", "deganaansh",
+    "elamisluba", "isikutunnistus",
 )  # fmt: skip
 BIRTH_CUES = (
-    "synnyin", "syntynyt", "syntymäaika", "synt.", "s.", "född", "föddes",
-    "born", "birth", "dob", "народився", "народилася", "народження",
-    "родился", "родилась", "рождения", "ولدت", "الميلاد", "ميلادي", "تولد",
-    "dhashay", "sündinud", "sünniaeg",
+    "synnyin", "syntyn", "syntymä", "synt.", "s.", "född", "föddes", "födelse",
+    "born", "birth", "dob", "народи", "народж", "родил", "рожд",
+    "ولدت", "ميلاد", "تولد", "dhash", "dhalash", "sündi", "sünni",
 )  # fmt: skip
 MONTHS = (
     r"tammi\w*|helmi\w*|maalis\w*|huhti\w*|touko\w*|kesä\w*|heinä\w*|elo\w*|"
@@ -90,7 +92,7 @@ MONTHS = (
     r"jun\w*|jul\w*|aug\w*|sep\w*|o[ck]t\w*|nov\w*|dec\w*|dez\w*"
 )
 DATE = re.compile(
-    rf"\b(\d{{1,2}}[./-]\d{{1,2}}[./-](?:19|20)\d{{2}}|(?:19|20)\d{{2}}-\d{{2}}-\d{{2}}"
+    rf"\b(\d{{1,2}}[./-]\d{{1,2}}[./-](?:19|20)\d{{2}}|(?:19|20)\d{{2}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}"
     rf"|\d{{1,2}}\.?\s+(?:{MONTHS})\s+(?:19|20)\d{{2}})\b",
     re.IGNORECASE,
 )
@@ -101,7 +103,7 @@ STREET = (
 ADDRESS = re.compile(
     rf"\b[A-ZÄÖÅ][\wäöåÄÖÅ-]*(?:{STREET})\s+\d{{1,4}}[a-zA-Z]?"
     r"(?:\s*(?:-\s*\d+|[A-Z]\s*\d{1,3}|as\.?\s*\d{1,3}))?"
-    r"(?:,?\s*\d{5}(?:\s+[A-ZÄÖÅ][\wäöå-]+)?)?",
+    r"(?:,?\s*\d{5}(?:\s+(?:S:t\s+)?[^\W\d_][\w-]*)?)?",
 )
 DOCUMENT = re.compile(r"\b(?:[A-Z]{1,3}\s?\d{6,9}|\d{2}\s\d{7})\b")
 BUSINESS_ID = r"\b\d{7}-\d\b"
@@ -177,6 +179,8 @@ class NameBook:
         folded = _fold(word)
         if folded in self.names or (cued and folded in self.ambiguous):
             return True
+        if "-" in folded[1:-1]:  # Ulla-Maj, Anna-Liisa
+            return all(self.is_name(part, cued=True) for part in folded.split("-"))
         if folded in _common_words():
             # "Aina", "Olla", "Pian": words that only look like inflected names.
             return False
@@ -222,6 +226,8 @@ def _base_forms(word: str) -> Iterable[str]:
         yield stem
         for vowel in vowels:
             yield stem + vowel
+        if stem[-1] in "aeiu" and not cyrillic:  # Jaanile -> Jaan
+            yield stem[:-1]
         if stem.endswith("se"):  # Virtasen, Korhoselle: -nen names
             yield stem[:-2] + "nen"
         if len(stem) >= 3 and stem[-2] in "tkpl" and stem[-1] in "aeiouyäö":
@@ -329,6 +335,14 @@ class PersonRecognizer(EntityRecognizer):
                 words[last + 1], text, words[last]
             ):
                 last += 1
+            # A given name before a known surname ("Hodan Cali", "Тарасові
+            # Мельнику") belongs to it even if it is also an ordinary word.
+            if index > 0 and not (found and found[-1][1] >= words[index - 1][1]):
+                previous = words[index - 1]
+                if self._continues(words[index], text, previous) and self.book.is_name(
+                    previous[2], cued=True
+                ):
+                    start = previous[0]
             # "А. Петров", "M. Virtanen": an initial before the name belongs to it.
             initial = INITIAL.search(text, 0, start)
             begin = initial.start() if initial and initial.end() == start else start
