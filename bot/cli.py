@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 60
 REMINDER_INTERVAL = 600
+RETENTION_INTERVAL = 3600
 
 db_cli = AppGroup("db", help="Manage the database schema.")
 keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
@@ -101,16 +102,17 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 @click.command()
 @with_appcontext
 def scheduler() -> None:
-    """Run the periodic jobs: the sweep that re-queues waiting messages, reminders."""
+    """Run the periodic jobs: the sweep, interview reminders and retention."""
     from rq.cron import CronScheduler
 
     from bot.queue import QUEUE_NAME, get_queue
-    from workers.maintenance import requeue_pending, send_reminders
+    from workers.maintenance import delete_expired, requeue_pending, send_reminders
 
     queue = get_queue(current_app._get_current_object())  # type: ignore[attr-defined]
     cron = CronScheduler(connection=queue.connection, name=f"polku-{os.getpid()}")
     cron.register(requeue_pending, QUEUE_NAME, interval=SWEEP_INTERVAL)
     cron.register(send_reminders, QUEUE_NAME, interval=REMINDER_INTERVAL)
+    cron.register(delete_expired, QUEUE_NAME, interval=RETENTION_INTERVAL)
     cron.start()
 
 

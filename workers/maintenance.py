@@ -1,4 +1,4 @@
-"""Periodic jobs: re-queue what the database says is still waiting, and remind.
+"""Periodic jobs: re-queue what is still waiting, remind, delete expired records.
 
 Redis may lose queued jobs (a restart, an outage while a webhook ran); the
 database never does. The sweep finds inbound messages not yet answered and
@@ -19,6 +19,7 @@ from bot.messaging import INBOUND, OUTBOUND, QUEUED, RECEIVED, queue_outbound
 from bot.models import Message, utcnow
 from bot.queue import enqueue_inbound, enqueue_send, get_queue
 from bot.reminders import remind_idle_clients
+from bot.retention import apply_retention
 from workers import get_app
 
 logger = logging.getLogger(__name__)
@@ -77,3 +78,10 @@ def send_reminders() -> int:
         queue_outbound(db, get_queue(), reply_ids, settings.retry_intervals)
 
     return len(reply_ids)
+
+
+def delete_expired() -> dict[str, int]:
+    """Delete every record past its retention period (bot/records.yaml)."""
+    app = get_app()
+    with app.app_context():
+        return apply_retention(get_db())
