@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
+from pathlib import Path
 
-from tests.factories import CLIENT_NUMBER, message_params, post_signed
+import requests
+from werkzeug.serving import make_server
+
+from tests.factories import CLIENT_NUMBER, message_params, post_signed, signature
 from tests.helpers import wait_for, worker_processes
+
+LABELLED = Path(__file__).parent / "data" / "pii" / "labelled.jsonl"
 
 SECRET_TEXT = "Nimeni on Liisa Virtanen ja asun Mikkelissä"
 
@@ -28,3 +36,43 @@ def test_pipeline_logs_ids_but_no_number_or_text(app, client, twilio, caplog, ca
     assert "send failed, will retry" in logged
     for secret in (CLIENT_NUMBER, CLIENT_NUMBER[1:], "Liisa", "Virtanen"):
         assert secret not in logged
+
+
+def test_whole_conversation_full_of_personal_data_leaves_none_in_any_log(
+    app, twilio, caplog, capfd
+):
+    """Real HTTP server (werkzeug), worker processes at DEBUG, RQ: scan every line."""
+    caplog.set_level(logging.DEBUG)
+    rows = [
+        json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()
+    ]
+    personal = [row for row in rows if row["entities"]][:25]
+    bodies = [
+        "Hei",
+        "1",
+        *(row["text"] for row in personal),
+        "OMAT TIEDOT",
+        "POISTA",
+        "kyllä",
+    ]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/twilio/messages"
+    try:
+        for body in bodies:
+            params = message_params(Body=body)
+            headers = {"X-Twilio-Signature": signature("/twilio/messages", params)}
+            # Sign against the public URL the app is configured with.
+            assert requests.post(url, data=params, headers=headers, timeout=10).ok
+        with worker_processes(app, 2, log_level="DEBUG"):
+            wait_for(lambda: any("poistettu" in m.body for m in twilio.messages), 60)
+    finally:
+        server.shutdown()
+
+    captured = capfd.readouterr()
+    logged = caplog.text + captured.out + captured.err
+    assert "GET" in logged or "POST" in logged  # werkzeug's request lines are in
+    secrets = {CLIENT_NUMBER, CLIENT_NUMBER[1:]}
+    secrets |= {entity["text"] for row in personal for entity in row["entities"]}
+    leaked = sorted(secret for secret in secrets if secret in logged)
+    assert leaked == []
