@@ -175,6 +175,16 @@ class NameBook:
 
         return cls(frozenset(names), frozenset(ambiguous))
 
+    def canonical(self, name: str) -> str:
+        """Return `name` with each word in its nominative form, for comparing."""
+        parts = []
+        for word in WORD.findall(name):
+            folded = _fold(word)
+            known = self.names | self.ambiguous
+            parts.append(next((f for f in _base_forms(folded) if f in known), folded))
+
+        return " ".join(parts)
+
     def is_name(self, word: str, *, cued: bool = False) -> bool:
         folded = _fold(word)
         if folded in self.names or (cued and folded in self.ambiguous):
@@ -396,6 +406,11 @@ def _cued_positions(text: str, cues: tuple[str, ...]) -> set[int]:
 
 
 @cache
+def name_book() -> NameBook:
+    return NameBook.load()
+
+
+@cache
 def analyzer() -> AnalyzerEngine:
     """Build the analyzer once per process: recognisers and the name lists."""
     registry = RecognizerRegistry(supported_languages=[LANGUAGE])
@@ -408,7 +423,7 @@ def analyzer() -> AnalyzerEngine:
         AddressRecognizer(),
         CuedRecognizer("DOCUMENT", DOCUMENT, DOCUMENT_CUES),
         CuedRecognizer("DATE_OF_BIRTH", DATE, BIRTH_CUES),
-        PersonRecognizer(NameBook.load()),
+        PersonRecognizer(name_book()),
     ]
     for recogniser in recognisers:
         registry.add_recognizer(recogniser)
@@ -460,7 +475,9 @@ def anonymise(
         numbers = mapping.setdefault(kind, {})
 
         def replace(value: str) -> str:
-            number = numbers.setdefault(value.casefold(), len(numbers) + 1)
+            # "Matille" and "Matti" are one person: compare nominatives.
+            key = name_book().canonical(value) if kind == "PERSON" else value.casefold()
+            number = numbers.setdefault(key, len(numbers) + 1)
             return f"<{kind}_{number}>"
 
         return replace

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from bot.anonymiser import anonymise
 from bot.errors import ConfigError
+from bot.gate import AnonymisedText
 from bot.models import Client, Conversation, utcnow
 from bot.records import record_classes
 from flows import FLOWS_DIR, FlowSet, engine, load_flows
@@ -96,18 +98,28 @@ class Dialogue:
     commands: Commands
     flows: FlowSet
     contact: str = ""
+    privacy_url: str = "/privacy"
 
     @classmethod
-    def load(cls, contact: str = "", directory: Path | None = None) -> Dialogue:
+    def load(
+        cls,
+        contact: str = "",
+        directory: Path | None = None,
+        privacy_url: str = "/privacy",
+    ) -> Dialogue:
         """Read the catalogues' commands and the flows; raise `FlowError` if broken."""
-        return cls(Commands.load(), load_flows(directory or FLOWS_DIR), contact)
+        flows = load_flows(directory or FLOWS_DIR)
+        return cls(Commands.load(), flows, contact, privacy_url)
 
 
 def init_app(app: Flask) -> None:
     """Load the dialogue once; a broken flow file stops the app from starting."""
     try:
         settings = app.config["POLKU"]
-        dialogue = Dialogue.load(settings.service_contact, settings.flows_dir)
+        base = (settings.public_base_url or "").rstrip("/")
+        dialogue = Dialogue.load(
+            settings.service_contact, settings.flows_dir, f"{base}/privacy"
+        )
     except FlowError as exc:
         raise ConfigError(str(exc)) from exc
     app.extensions["polku.dialogue"] = dialogue
@@ -115,6 +127,23 @@ def init_app(app: Flask) -> None:
 
 def get_dialogue(app: Flask) -> Dialogue:
     return app.extensions["polku.dialogue"]
+
+
+def anonymise_for(conversation: Conversation, body: str) -> AnonymisedText:
+    """Anonymise `body` with the conversation's own placeholders.
+
+    The same person stays `<PERSON_1>` in every message of the conversation; the
+    mapping to the real values is kept in the conversation's encrypted state.
+    This is how text is prepared for a model or translator (bot/gate.py).
+    """
+    state = dict(conversation.state or {})
+    placeholders = {
+        kind: dict(values) for kind, values in state.get("placeholders", {}).items()
+    }
+    anonymised = anonymise(body, placeholders)
+    conversation.state = {**state, "placeholders": placeholders}
+
+    return anonymised
 
 
 def keyword(body: str) -> str:
@@ -306,7 +335,7 @@ def _choose_language(
 
     client.language = code
     logger.info("client %s: language %s", client.id, code)
-    notice = _notice(code, conversation, dialogue.contact)
+    notice = _notice(code, conversation, dialogue)
     resume = (conversation.state or {}).get("resume")
     if resume is None:
         return [notice, *_start_interview(conversation, dialogue, code)]
@@ -392,14 +421,15 @@ def _language_menu(language: str | None) -> str:
     return f"{intro}\n{_menu_lines()}"
 
 
-def _notice(language: str, conversation: Conversation, contact: str = "") -> str:
+def _notice(language: str, conversation: Conversation, dialogue: Dialogue) -> str:
     """Return the AI and privacy notice; remember that the client has seen it."""
     conversation.state = {**(conversation.state or {}), "notice_language": language}
-    where = contact or text("contact.default", language)
+    where = dialogue.contact or text("contact.default", language)
     parts = [
         text("notice.ai", language),
         text("notice.data", language),
         text("notice.rights", language, contact=where),
+        text("notice.more", language, url=dialogue.privacy_url),
     ]
 
     return "\n\n".join(parts)

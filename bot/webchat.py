@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, session
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    session,
+)
 from sqlalchemy import select
 
 from bot.channels import WEB
@@ -22,6 +31,8 @@ from bot.segments import MAX_BODY_CHARS
 from translations import LANGUAGES_BY_CODE, text
 
 bp = Blueprint("webchat", __name__)
+
+PRIVACY_FILE = Path(__file__).resolve().parent.parent / "PRIVACY.md"
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 PAGE_SIZE = 100
@@ -42,6 +53,14 @@ def _chat_id(create: bool) -> str | None:
 @bp.get("/")
 def page() -> str:
     return render_template("chat.html", text=text)
+
+
+@bp.get("/privacy")
+def privacy() -> Response:
+    """The privacy notice in full, linked from the notice every client gets."""
+    body = PRIVACY_FILE.read_text(encoding="utf-8")
+
+    return Response(body, mimetype="text/plain")
 
 
 @bp.post("/chat/messages")

@@ -88,3 +88,20 @@ def test_development_key_is_generated_once_and_kept(tmp_path):
 
     assert load_settings({}, instance_path=tmp_path).encryption_keys == first
     assert (tmp_path / "encryption_key").stat().st_mode & 0o077 == 0
+
+
+def test_placeholder_mapping_is_kept_encrypted_with_the_conversation(app, conversation):
+    from bot.conversation import anonymise_for
+    from bot.gate import release
+    from bot.models import Conversation
+
+    with get_db(app).transaction() as session:
+        stored = session.scalars(select(Conversation)).one()
+        first = anonymise_for(stored, "Soita Matille numeroon 040 765 4321")
+    with get_db(app).transaction() as session:
+        stored = session.scalars(select(Conversation)).one()
+        again = anonymise_for(stored, "Matti ei vastaa numerosta 040 765 4321")
+
+    assert release(first) == "Soita <PERSON_1> numeroon <PHONE_1>"
+    assert release(again) == "<PERSON_1> ei vastaa numerosta <PHONE_1>"
+    assert "040 765 4321" not in raw_dump(app)
