@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.anonymiser import anonymise
 from bot.errors import ConfigError
 from bot.gate import AnonymisedText
 from bot.models import Client, Conversation, utcnow
@@ -136,6 +135,10 @@ def anonymise_for(conversation: Conversation, body: str) -> AnonymisedText:
     mapping to the real values is kept in the conversation's encrypted state.
     This is how text is prepared for a model or translator (bot/gate.py).
     """
+    # Imported here: Presidio and spaCy take a second to load, and most
+    # processes (web server, CLI) never anonymise.
+    from bot.anonymiser import anonymise
+
     state = dict(conversation.state or {})
     placeholders = {
         kind: dict(values) for kind, values in state.get("placeholders", {}).items()
