@@ -96,3 +96,16 @@ def test_bad_chat_message_gets_a_json_error(app, client, payload, status):
     assert "error" in response.get_json()
     with get_db(app).session() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_privacy_page_is_served_and_linked_from_the_notice(app, client):
+    post(client, "Hei")
+    run_worker(app)
+    post(client, "3", "browser-msg-2")
+    run_worker(app)
+
+    notice = replies(client)[1]
+    assert "More about your data: https://polku.example.test/privacy" in notice
+    page = client.get("/privacy")
+    assert page.status_code == 200
+    assert "In plain language" in page.get_data(as_text=True)
