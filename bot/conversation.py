@@ -48,7 +48,7 @@ HUMAN_WORDS = frozenset({"HUMAN", "IHMINEN"})
 
 NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
 # What a turn asks the caller to do besides replying (it has the database).
-ERASE, DATA_SUMMARY = "erase", "data_summary"
+ERASE, DATA_SUMMARY, PRIVACY_REPLY = "erase", "data_summary", "privacy_reply"
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,8 @@ def respond(
     Commands work at every stage. After STOP nothing is returned until START.
     A photo or file without text is not read; the client is asked to write.
     `events` receives ERASE when the client confirmed erasure (the caller
-    erases) and DATA_SUMMARY when they were told what is stored (to audit).
+    erases), DATA_SUMMARY when they were told what is stored (to audit), and
+    PRIVACY_REPLY when the replies must go out even after STOP.
     """
     word = keyword(body)
     commands, language = dialogue.commands, client.language
@@ -182,7 +183,14 @@ def respond(
             client.opted_out_at = utcnow()
             logger.info("client %s: opted out", client.id)
         return []
-    if client.opted_out:
+    privacy_request = word in commands.delete | commands.my_data or (
+        (conversation.state or {}).get("confirm_erasure")
+    )
+    if client.opted_out and privacy_request:
+        # STOP ends the conversation, not the client's rights: DELETE and MY
+        # DATA are still answered, and only they.
+        events.append(PRIVACY_REPLY)
+    elif client.opted_out:
         if word not in commands.start:
             return []
         client.opted_out_at = None

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.channels import Channel
-from bot.conversation import DATA_SUMMARY, ERASE, Dialogue, Stored, respond
+from bot.conversation import (
+    DATA_SUMMARY,
+    ERASE,
+    PRIVACY_REPLY,
+    Dialogue,
+    Stored,
+    respond,
+)
 from bot.db import Database
 from bot.errors import ChannelError, RecipientOptedOutError
 from bot.models import Client, Conversation, Message, utcnow
@@ -31,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 INBOUND, OUTBOUND = "in", "out"
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
+PRIVACY = "privacy"
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "queued",
     "sending",
@@ -199,9 +207,10 @@ def answer(
             events=events,
             stored=lambda: _stored(session, client),
         )
+        purpose = PRIVACY if PRIVACY_REPLY in events or ERASE in events else None
         if ERASE in events:
             erase_client_data(session, client)
-            replies = write_replies(session, client, None, texts, channels)
+            replies = write_replies(session, client, None, texts, channels, purpose)
             return [reply.id for reply in replies]
         if DATA_SUMMARY in events:
             audit.record(
@@ -215,7 +224,7 @@ def answer(
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id
         message.processed_at = utcnow()
-        replies = write_replies(session, client, conversation, texts, channels)
+        replies = write_replies(session, client, conversation, texts, channels, purpose)
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
     return [reply.id for reply in replies]
@@ -293,6 +302,7 @@ def write_replies(
     conversation: Conversation | None,
     texts: list[str],
     channels: dict[str, Channel],
+    purpose: str | None = None,
 ) -> list[Message]:
     """Store `texts` as queued outbound messages, split to fit the client's channel."""
     channel = channels.get(client.channel)
@@ -310,6 +320,7 @@ def write_replies(
                 status=QUEUED,
                 encoding=count.encoding,
                 segments=count.segments,
+                purpose=purpose,
             )
             session.add(message)
             messages.append(message)
@@ -360,7 +371,7 @@ def _deliver_one(
         client = session.get(Client, message.client_id) if message else None
         if message is None or client is None or message.status not in (QUEUED, SENDING):
             return
-        if client.opted_out:
+        if client.opted_out and message.purpose != PRIVACY:
             _set_status(message, SUPPRESSED)
             logger.info("message %s: suppressed, client opted out", message.id)
             return

@@ -137,6 +137,8 @@ class Message(Base):
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     body: Mapped[str] = mapped_column(EncryptedText(), default="")
     media_count: Mapped[int] = mapped_column(Integer, default=0)
+    # "privacy": an answer to DELETE or MY DATA, sent even after STOP.
+    purpose: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(24))
     error_code: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))

@@ -105,3 +105,14 @@ def test_client_can_start_again_after_erasure(app, client, twilio):
 
     assert "1 Suomi" in twilio.bodies_to(CLIENT_NUMBER)[-1]
     assert count(app, Client) == 1
+
+
+def test_delete_and_my_data_are_answered_even_after_stop(app, client, twilio):
+    for body in ("Hei", "1", "STOP", "Hei?", "OMAT TIEDOT", "POISTA", "kyllä"):
+        say(app, client, body)
+
+    replies = twilio.bodies_to(CLIENT_NUMBER)
+    assert replies[-3].startswith("Sinusta on tallennettu")
+    assert replies[-2].startswith("Haluatko, että poistan")
+    assert replies[-1].startswith("Viestisi ja vastauksesi")
+    assert count(app, Client) == 0

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("provider_sid", sa.String(length=64), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("media_count", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("error_code", sa.Integer(), nullable=True),
         sa.Column("encoding", sa.String(length=8), nullable=True),
