@@ -32,7 +32,9 @@ keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 
 def init_app(app: Flask) -> None:
     from bot.chat_cli import chat, flows_cli
+    from translations.cli import translations_cli
 
+    app.cli.add_command(translations_cli)
     app.cli.add_command(chat)
     app.cli.add_command(flows_cli)
     app.cli.add_command(serve)

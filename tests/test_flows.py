@@ -181,3 +181,18 @@ def test_shipped_flows_are_valid():
 
     assert "interview" in flows.flows
     assert flows.rules.rules and flows.rules.services
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_only_a_partial_language_may_lack_a_flow_text(monkeypatch, partial):
+    import flows
+    from translations import LANGUAGES, Language
+
+    extra = Language("xx", "Xx", "Test language", partial=partial)
+    monkeypatch.setattr(flows, "LANGUAGES", (*LANGUAGES, extra))
+
+    if partial:
+        assert load_flows().interview
+    else:
+        with pytest.raises(FlowError, match="catalogues of xx lack"):
+            load_flows()

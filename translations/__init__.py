@@ -28,6 +28,9 @@ class Language:
     native_name: str
     english_name: str
     rtl: bool = False
+    # A partial language may lack texts: the client gets English for those,
+    # and `translations status` and the flow check report the gaps.
+    partial: bool = False
 
 
 # The order is the language menu's: the two national languages first.
@@ -109,3 +112,26 @@ def words(key: str) -> frozenset[str]:
     found.discard("")
 
     return frozenset(found)
+
+
+@dataclass(frozen=True)
+class CatalogueStatus:
+    """How complete one language's catalogue is, against the English one."""
+
+    code: str
+    reviewed: int
+    drafted: int
+    missing: tuple[str, ...]
+
+
+def catalogue_status(code: str) -> CatalogueStatus:
+    """Count reviewed, machine-drafted and missing texts of language `code`."""
+    english = load_catalogue(FALLBACK)
+    catalogue = load_catalogue(code)
+    drafted = sum(
+        1 for key in english if key in catalogue and catalogue[key].machine_drafted
+    )
+    reviewed = sum(1 for key in english if key in catalogue) - drafted
+    missing = tuple(sorted(key for key in english if key not in catalogue))
+
+    return CatalogueStatus(code, reviewed, drafted, missing)
