@@ -43,6 +43,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(anonymise_command)
+    app.cli.add_command(detect_language_command)
 
 
 @db_cli.command("upgrade")
@@ -70,6 +71,24 @@ def anonymise_command(source: TextIO) -> None:
         click.echo(anonymise(line.rstrip("\n"), placeholders).text)
 
 
+@click.command("detect-language")
+@with_appcontext
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+def detect_language_command(source: TextIO) -> None:
+    """Read texts, one per line; print each one's language code and confidence.
+
+    "-" means the text is too short or unclear to tell; the best guess follows.
+    """
+    from translations.detection import best_guess, detect
+
+    for line in source:
+        text = line.rstrip("\n")
+        sure, guess = detect(text), best_guess(text)
+        code = sure.code if sure else "-"
+        shown = f"{guess.code} {guess.confidence:.2f}" if guess else "none"
+        click.echo(f"{code}\t{shown}")
+
+
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt all personal data with the first key in ENCRYPTION_KEYS."""
@@ -90,9 +109,12 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 
     import workers
     from bot.queue import get_queue
+    from translations.detection import preload
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     workers.use_app(app)
+    # Load the language models before forking work horses: each job starts warm.
+    preload()
     queue = get_queue(app)
     Worker([queue], connection=queue.connection).work(
         burst=burst,

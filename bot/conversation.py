@@ -25,6 +25,7 @@ from bot.records import record_classes
 from flows import FLOWS_DIR, FlowSet, engine, load_flows
 from flows.model import FlowError
 from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
+from translations.detection import Detection, detect
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -73,6 +74,7 @@ class Commands:
     delete: frozenset[str]
     my_data: frozenset[str]
     yes: frozenset[str]
+    no: frozenset[str]
 
     @classmethod
     def load(cls) -> Commands:
@@ -87,6 +89,7 @@ class Commands:
             delete=DELETE_WORDS | words("command.delete"),
             my_data=MY_DATA_WORDS | words("command.my_data"),
             yes=words("common.yes_words"),
+            no=words("common.no_words"),
         )
 
 
@@ -222,7 +225,7 @@ def respond(
 
     if conversation.stage == NEW:
         conversation.stage = CHOOSING_LANGUAGE
-        return [_first_contact()]
+        return [_first_contact(detect(body))]
     if media_count and not body.strip():
         return [_media_only(language, conversation)]
     if conversation.stage == CHOOSING_LANGUAGE:
@@ -251,6 +254,13 @@ def _interview_turn(
         return [text("flow.already_finished", language)]
     if word in dialogue.commands.start:
         return [engine.current_question(flow, state, language)]
+    offered = (conversation.state or {}).get("confirm_language")
+    if offered:
+        conversation.state = _without(conversation.state, "confirm_language")
+        if word in dialogue.commands.yes or word in dialogue.commands.no:
+            return _answer_switch(
+                client, conversation, flow, state, offered, word, dialogue
+            )
     if word in dialogue.commands.back:
         outcome = engine.go_back(flow, state, language)
     else:
@@ -258,8 +268,47 @@ def _interview_turn(
     _save_interview(conversation, state)
     if outcome.ended:
         _finish(client, conversation, dialogue, reason="finished")
+        return outcome.replies
 
-    return outcome.replies
+    return outcome.replies + _offer_switch(client, conversation, body)
+
+
+def _offer_switch(client: Client, conversation: Conversation, body: str) -> list[str]:
+    """Ask, in the language the client wrote in, whether to continue in it.
+
+    Only for a clear text in another of Polku's languages, and never again for a
+    language the client has declined.
+    """
+    found = detect(body)
+    declined = (conversation.state or {}).get("declined_languages", [])
+    if found is None or found.code == client.language or found.code in declined:
+        return []
+    conversation.state = {**(conversation.state or {}), "confirm_language": found.code}
+    logger.info("client %s: offered a switch to %s", client.id, found.code)
+
+    return [text("language.confirm_switch", found.code)]
+
+
+def _answer_switch(
+    client: Client,
+    conversation: Conversation,
+    flow: Any,
+    state: dict[str, Any],
+    offered: str,
+    word: str,
+    dialogue: Dialogue,
+) -> list[str]:
+    if word in dialogue.commands.yes:
+        client.language = offered
+        logger.info("client %s: switched to %s", client.id, offered)
+    else:
+        declined = (conversation.state or {}).get("declined_languages", [])
+        conversation.state = {
+            **(conversation.state or {}),
+            "declined_languages": [*declined, offered],
+        }
+
+    return [engine.current_question(flow, state, client.language)]
 
 
 def _interview(conversation: Conversation) -> dict[str, Any] | None:
@@ -416,9 +465,15 @@ def _bilingual(key: str, separator: str = "\n\n") -> str:
     return text(key, "fi") + separator + text(key, "en")
 
 
-def _first_contact() -> str:
-    # The client's language is not known yet: greet in Finnish and English.
+def _first_contact(found: Detection | None) -> str:
+    # The client's language is not known yet: greet in Finnish and English, and
+    # if their first text clearly was in another language, offer it in that one.
     greeting = _bilingual("first_contact.hello", "\n")
+    if found is not None and found.code not in ("fi", "en"):
+        number = list(LANGUAGES_BY_CODE).index(found.code) + 1
+        greeting = (
+            text("language.detected", found.code, number=number) + "\n\n" + greeting
+        )
 
     return f"{greeting}\n\n{_language_menu(None)}"
 
