@@ -181,39 +181,11 @@ def respond(
     commands, language = dialogue.commands, client.language
     events = events if events is not None else []
 
-    if word in commands.stop:
-        if not client.opted_out:
-            client.opted_out_at = utcnow()
-            logger.info("client %s: opted out", client.id)
-        return []
-    privacy_request = word in commands.delete | commands.my_data or (
-        (conversation.state or {}).get("confirm_erasure")
-    )
-    if client.opted_out and privacy_request:
-        # STOP ends the conversation, not the client's rights: DELETE and MY
-        # DATA are still answered, and only they.
-        events.append(PRIVACY_REPLY)
-    elif client.opted_out:
-        if word not in commands.start:
-            return []
-        client.opted_out_at = None
-        logger.info("client %s: opted in again", client.id)
-        return [text("resumed", language), *_prompt(conversation, language, dialogue)]
-
-    if (conversation.state or {}).get("confirm_erasure"):
-        conversation.state = _without(conversation.state, "confirm_erasure")
-        if word in commands.yes:
-            client.erasing_at = utcnow()
-            events.append(ERASE)
-            return [_in_language("privacy.erased", language)]
-        cancelled = _in_language("privacy.erase_cancelled", language)
-        return [cancelled, *_prompt(conversation, language, dialogue)]
-    if word in commands.delete:
-        conversation.state = {**(conversation.state or {}), "confirm_erasure": True}
-        return [_in_language("privacy.erase_confirm", language)]
-    if word in commands.my_data:
-        events.append(DATA_SUMMARY)
-        return [_summary(conversation, language, stored)]
+    replies = _opt_out_turn(client, conversation, word, dialogue, events)
+    if replies is None:
+        replies = _privacy_turn(client, conversation, word, dialogue, events, stored)
+    if replies is not None:
+        return replies
     if word in commands.help:
         return [_help(language)]
     if word in commands.language:
@@ -232,6 +204,65 @@ def respond(
         return _choose_language(client, conversation, body, dialogue)
 
     return _interview_turn(client, conversation, word, body, dialogue)
+
+
+def _opt_out_turn(
+    client: Client,
+    conversation: Conversation,
+    word: str,
+    dialogue: Dialogue,
+    events: list[str],
+) -> list[str] | None:
+    """Handle STOP and START; return None when the turn goes on."""
+    commands, language = dialogue.commands, client.language
+    if word in commands.stop:
+        if not client.opted_out:
+            client.opted_out_at = utcnow()
+            logger.info("client %s: opted out", client.id)
+        return []
+    if not client.opted_out:
+        return None
+    if word in commands.delete | commands.my_data or (conversation.state or {}).get(
+        "confirm_erasure"
+    ):
+        # STOP ends the conversation, not the client's rights: DELETE and MY
+        # DATA are still answered, and only they.
+        events.append(PRIVACY_REPLY)
+        return None
+    if word not in commands.start:
+        return []
+    client.opted_out_at = None
+    logger.info("client %s: opted in again", client.id)
+
+    return [text("resumed", language), *_prompt(conversation, language, dialogue)]
+
+
+def _privacy_turn(
+    client: Client,
+    conversation: Conversation,
+    word: str,
+    dialogue: Dialogue,
+    events: list[str],
+    stored: Callable[[], Stored] | None,
+) -> list[str] | None:
+    """Handle DELETE (and its confirmation) and MY DATA; None when not asked."""
+    commands, language = dialogue.commands, client.language
+    if (conversation.state or {}).get("confirm_erasure"):
+        conversation.state = _without(conversation.state, "confirm_erasure")
+        if word in commands.yes:
+            client.erasing_at = utcnow()
+            events.append(ERASE)
+            return [_in_language("privacy.erased", language)]
+        cancelled = _in_language("privacy.erase_cancelled", language)
+        return [cancelled, *_prompt(conversation, language, dialogue)]
+    if word in commands.delete:
+        conversation.state = {**(conversation.state or {}), "confirm_erasure": True}
+        return [_in_language("privacy.erase_confirm", language)]
+    if word in commands.my_data:
+        events.append(DATA_SUMMARY)
+        return [_summary(conversation, language, stored)]
+
+    return None
 
 
 def _interview_turn(
