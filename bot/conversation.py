@@ -8,6 +8,7 @@ and their order come from the flow in `flows/`.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import unicodedata
@@ -343,9 +344,14 @@ def _answer_switch(
 
 
 def _interview(conversation: Conversation) -> dict[str, Any] | None:
+    """Return a deep copy of the interview state for the engine to change.
+
+    A copy, because the ORM compares the new state with the loaded one to decide
+    whether to write: changing the loaded dicts in place would hide the change.
+    """
     state = (conversation.state or {}).get("interview")
 
-    return dict(state) if state else None
+    return copy.deepcopy(state) if state else None
 
 
 def _save_interview(conversation: Conversation, state: dict[str, Any]) -> None:

@@ -82,3 +82,19 @@ def test_asking_for_a_person_over_sms_ends_with_what_is_known(app, client, twili
         "municipality": "puumala",
         "age": 31,
     }
+
+
+def test_every_answer_is_written_to_the_database(app, client):
+    for number, body in enumerate(["Hei", "3", "Juva", "old enough", "31"]):
+        client.post("/chat/messages", json={"id": f"chat-{number:04d}", "text": body})
+        run_worker(app)
+        # A fresh read from the database after every turn, not the session's copy.
+        slots = conversation_of(app).state.get("interview", {}).get("slots", {})
+        tries = conversation_of(app).state.get("interview", {}).get("tries")
+        if body == "old enough":
+            assert (slots, tries) == ({"municipality": "juva"}, 1)
+
+    assert conversation_of(app).state["interview"]["slots"] == {
+        "municipality": "juva",
+        "age": 31,
+    }
