@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 INBOUND, OUTBOUND = "in", "out"
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
 PRIVACY = "privacy"
+PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "queued",
     "sending",
@@ -177,6 +178,7 @@ def answer(
     message_id: int,
     channels: dict[str, Channel],
     dialogue: Dialogue,
+    secret_key: str = "",
 ) -> list[int]:
     """Answer one inbound message and return the ids of the replies written.
 
@@ -209,7 +211,7 @@ def answer(
         )
         purpose = PRIVACY if PRIVACY_REPLY in events or ERASE in events else None
         if ERASE in events:
-            erase_client_data(session, client)
+            erase_client_data(session, client, secret_key)
             replies = write_replies(session, client, None, texts, channels, purpose)
             return [reply.id for reply in replies]
         if DATA_SUMMARY in events:
@@ -239,12 +241,24 @@ def _stored(session: Session, client: Client) -> Stored:
     return Stored(messages=count, since=first)
 
 
-def erase_client_data(session: Session, client: Client) -> None:
-    """Delete the client's messages and conversations; keep the row until the
-    confirmation has been sent, then `deliver` deletes it too.
+def erase_client_data(session: Session, client: Client, secret_key: str) -> None:
+    """Delete the client's messages and conversations, and the same number's
+    client on the other Twilio channel; keep this row until the confirmation
+    has been sent, then `deliver` deletes it too.
     """
     session.execute(delete(Message).where(Message.client_id == client.id))
     session.execute(delete(Conversation).where(Conversation.client_id == client.id))
+    # SMS and WhatsApp from one number are two clients; DELETE means both.
+    for other in PHONE_CHANNELS - {client.channel}:
+        if client.channel not in PHONE_CHANNELS:
+            break
+        key = address_hash(secret_key, other, client.address)
+        sibling = session.scalars(
+            select(Client).where(Client.address_hash == key)
+        ).first()
+        if sibling is not None:
+            session.delete(sibling)
+            logger.info("client %s: erased with client %s", sibling.id, client.id)
     audit.record(
         session,
         actor="client",

@@ -116,3 +116,15 @@ def test_delete_and_my_data_are_answered_even_after_stop(app, client, twilio):
     assert replies[-2].startswith("Haluatko, että poistan")
     assert replies[-1].startswith("Viestisi ja vastauksesi")
     assert count(app, Client) == 0
+
+
+def test_delete_on_sms_also_erases_the_same_number_on_whatsapp(app, client, twilio):
+    from tests.factories import whatsapp_params
+
+    post_signed(client, "/twilio/messages", whatsapp_params(Body=SECRET))
+    run_worker(app)
+    assert count(app, Client) == 1
+
+    say(app, client, "Hei", "POISTA", "kyllä")
+
+    assert count(app, Client) == count(app, Message) == count(app, Conversation) == 0

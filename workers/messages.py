@@ -44,7 +44,9 @@ def handle_inbound(message_id: int) -> int:
         db, queue, channels = get_db(), get_queue(), get_channels(app)
         for pending_id in pending_inbound(db, message_id):
             try:
-                reply_ids = answer(db, pending_id, channels, get_dialogue(app))
+                reply_ids = answer(
+                    db, pending_id, channels, get_dialogue(app), settings.secret_key
+                )
             except Exception:
                 record_inbound_failure(db, pending_id, final=final)
                 if not final:
