@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from bot.channels import WEB
 from bot.conversation import get_dialogue, respond
 from bot.models import Client, Conversation
 from flows import FLOWS_DIR, engine, load_flows
@@ -53,7 +54,7 @@ def chat(language: str | None, flow_name: str | None) -> None:
         _play_flow(dialogue.flows.flows, flow_name, language)
         return
 
-    client = Client(id=0, channel="web", address="terminal", address_hash="terminal")
+    client = Client(id=0, channel=WEB, address="terminal", address_hash="terminal")
     conversation = Conversation(id=0, client_id=0, stage="new", state={})
     say = _printer()
     say(respond(client, conversation, "hello", dialogue))

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import audit
-from bot.channels import Channel
+from bot.channels import SMS, WEB, WHATSAPP, Channel
 from bot.conversation import (
     DATA_SUMMARY,
     ERASE,
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 INBOUND, OUTBOUND = "in", "out"
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
 PRIVACY = "privacy"
-PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
+PHONE_CHANNELS = frozenset({SMS, WHATSAPP})
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "queued",
     "sending",
@@ -412,7 +412,7 @@ def _deliver_one(
         message = session.get(Message, message_id)
         if message is not None:
             message.provider_sid = provider_sid
-            _set_status(message, "delivered" if channel_name == "web" else SENT)
+            _set_status(message, "delivered" if channel_name == WEB else SENT)
             _finish_erasure(session, message)
     logger.info("message %s: sent on %s", message_id, channel_name)
 
@@ -424,7 +424,7 @@ def _finish_erasure(session: Session, message: Message) -> None:
     client after a while instead.
     """
     client = session.get(Client, message.client_id)
-    if client is None or client.erasing_at is None or client.channel == "web":
+    if client is None or client.erasing_at is None or client.channel == WEB:
         return
     waiting = select(Message.id).where(
         Message.client_id == client.id,

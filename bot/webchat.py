@@ -24,7 +24,16 @@ from sqlalchemy import select
 
 from bot.channels import WEB
 from bot.db import get_db
-from bot.messaging import Inbound, address_hash, clean_text, queue_inbound, receive
+from bot.messaging import (
+    FAILED,
+    OUTBOUND,
+    SUPPRESSED,
+    Inbound,
+    address_hash,
+    clean_text,
+    queue_inbound,
+    receive,
+)
 from bot.models import Client, Message
 from bot.queue import get_queue
 from bot.segments import MAX_BODY_CHARS
@@ -37,7 +46,7 @@ PRIVACY_FILE = Path(__file__).resolve().parent.parent / "PRIVACY.md"
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 PAGE_SIZE = 100
 # Replies that were never sent (after STOP, or refused) are not shown either.
-HIDDEN_STATUSES = ("suppressed", "failed")
+HIDDEN_STATUSES = (SUPPRESSED, FAILED)
 
 
 def _chat_id(create: bool) -> str | None:
@@ -107,7 +116,10 @@ def list_messages() -> dict[str, Any]:
             .where(
                 Message.client_id == client_id,
                 Message.id > after,
-                ~((Message.direction == "out") & Message.status.in_(HIDDEN_STATUSES)),
+                ~(
+                    (Message.direction == OUTBOUND)
+                    & Message.status.in_(HIDDEN_STATUSES)
+                ),
             )
             .order_by(Message.id)
             .limit(PAGE_SIZE)
