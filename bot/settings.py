@@ -23,6 +23,7 @@ from bot.errors import ConfigError
 TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+TRANSLATORS = ("argos", "none")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Settings:
     service_contact: str = ""
     flows_dir: Path | None = None
     reminder_after_hours: int = 48
+    translator: str = "argos"
+    argos_packages_dir: Path | None = None
+    translation_cache_hours: int = 24
     log_level: str = "INFO"
     log_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +61,11 @@ class Settings:
     @property
     def uses_embedded_redis(self) -> bool:
         return not self.redis_url
+
+    @property
+    def packages_dir(self) -> Path:
+        """Where `translations install` unpacks Argos Translate packages."""
+        return self.argos_packages_dir or self.instance_path / "argos-packages"
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -117,6 +126,16 @@ class Settings:
             raise ConfigError(
                 f"REMINDER_AFTER_HOURS {self.reminder_after_hours} must be at least 1"
             )
+        if self.translator not in TRANSLATORS:
+            raise ConfigError(
+                f"TRANSLATOR {self.translator!r} is not known; use "
+                f"{' or '.join(TRANSLATORS)}"
+            )
+        if self.translation_cache_hours < 0:
+            raise ConfigError(
+                f"TRANSLATION_CACHE_HOURS {self.translation_cache_hours} must be 0 "
+                "(no cache) or more"
+            )
         if self.max_request_bytes < 1024:
             raise ConfigError(
                 f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
@@ -153,8 +172,11 @@ def load_settings(
         "retry_intervals": _intervals(env.get("RETRY_INTERVALS")),
         "max_request_bytes": _number(env, "MAX_REQUEST_BYTES", 64 * 1024, int),
         "service_contact": env.get("SERVICE_CONTACT", ""),
-        "flows_dir": Path(env["FLOWS_DIR"]).resolve() if env.get("FLOWS_DIR") else None,
+        "flows_dir": _path(env.get("FLOWS_DIR")),
         "reminder_after_hours": _number(env, "REMINDER_AFTER_HOURS", 48, int),
+        "translator": (env.get("TRANSLATOR") or "argos").lower(),
+        "argos_packages_dir": _path(env.get("ARGOS_PACKAGES_DIR")),
+        "translation_cache_hours": _number(env, "TRANSLATION_CACHE_HOURS", 24, int),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
     }
@@ -193,6 +215,10 @@ def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
     except ValueError:
         message = f"{name} {raw!r} is not a number; write it like {default}"
         raise ConfigError(message) from None
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).resolve() if raw else None
 
 
 def _intervals(raw: str | None) -> tuple[int, ...]:

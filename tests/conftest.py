@@ -163,3 +163,32 @@ def app(
 @pytest.fixture
 def client(app: Flask):  # noqa: ANN201 - Flask's test client type
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def argos_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny Argos packages: uk->en and en->fi swap one word ("cook"); ru->fi
+    turns the placeholder word PERSON into HENKILÖ, as a careless model might."""
+    from tests.argos_packages import build_package
+
+    folder = tmp_path_factory.mktemp("argos")
+    return {
+        "uk_en": build_package(folder, "uk", "en", {"кухарем": "cook"}),
+        "en_fi": build_package(folder, "en", "fi", {"cook": "kokki"}),
+        "ru_fi": build_package(folder, "ru", "fi", {"PERSON": "HENKILÖ"}),
+    }
+
+
+@pytest.fixture
+def argos_app(app: Flask, argos_files: dict[str, Path]) -> Flask:
+    """The app with the uk->en and en->fi packages installed, Argos imported.
+
+    Importing Argos here, before any worker forks, is what `flask worker` does.
+    """
+    from translations.argos import install_package, preload
+
+    for name in ("uk_en", "en_fi"):
+        install_package(argos_files[name], app.config["POLKU"].packages_dir)
+    preload()
+
+    return app
