@@ -458,13 +458,17 @@ def find_personal_data(text: str) -> list[Found]:
 
 
 def anonymise(
-    text: str, placeholders: dict[str, dict[str, int]] | None = None
+    text: str,
+    placeholders: dict[str, dict[str, int]] | None = None,
+    values: dict[str, str] | None = None,
 ) -> AnonymisedText:
     """Replace personal data in `text` with typed placeholders like `<PERSON_1>`.
 
     `placeholders` maps type -> value -> number and is updated in place, so that
     the same person is `<PERSON_1>` in every message of a conversation; keep it
-    encrypted with the conversation, since it holds the real values.
+    encrypted with the conversation, since it holds the real values. `values`,
+    when given, receives each placeholder with the words it replaced in `text`,
+    for putting them back into a translation.
     """
     mapping = placeholders if placeholders is not None else {}
     found = find_personal_data(text)
@@ -478,6 +482,8 @@ def anonymise(
             # "Matille" and "Matti" are one person: compare nominatives.
             key = name_book().canonical(value) if kind == "PERSON" else value.casefold()
             number = numbers.setdefault(key, len(numbers) + 1)
+            if values is not None:
+                values.setdefault(f"<{kind}_{number}>", value)
             return f"<{kind}_{number}>"
 
         return replace

@@ -14,10 +14,16 @@ from flask.cli import AppGroup, with_appcontext
 
 from bot.channels import WEB
 from bot.conversation import get_dialogue, respond
+from bot.counsellor import (
+    answers_for_counsellor,
+    render_for_counsellor,
+    translate_in_place,
+)
 from bot.models import Client, Conversation
 from flows import FLOWS_DIR, engine, load_flows
-from flows.model import FlowError
+from flows.model import Flow, FlowError
 from translations import LANGUAGES_BY_CODE
+from translations.translator import Translator, make_backend
 
 flows_cli = AppGroup("flows", help="Check the flow files counsellors write.")
 
@@ -56,6 +62,7 @@ def chat(language: str | None, flow_name: str | None) -> None:
 
     client = Client(id=0, channel=WEB, address="terminal", address_hash="terminal")
     conversation = Conversation(id=0, client_id=0, stage="new", state={})
+    conversation.client = client
     say = _printer()
     say(respond(client, conversation, "hello", dialogue))
     if language:
@@ -66,7 +73,7 @@ def chat(language: str | None, flow_name: str | None) -> None:
         if body is None:
             return
         say(respond(client, conversation, body, dialogue))
-    _show_outcome(conversation)
+    _show_outcome(conversation, dialogue.flows.interview)
 
 
 def _play_flow(flows: dict, name: str, language: str | None) -> None:
@@ -104,12 +111,22 @@ def _read() -> str | None:
     return body or None
 
 
-def _show_outcome(conversation: Conversation) -> None:
-    """Print what a counsellor would get: the answers, suggestions and flags."""
+def _show_outcome(conversation: Conversation, flow: Flow) -> None:
+    """Print what a counsellor would get: the answers, suggestions and flags.
+
+    Free text is translated into Finnish here and now, with the installed
+    packages and no cache, as the worker would.
+    """
+    settings = current_app.config["POLKU"]
+    backend = make_backend(
+        settings.translator, settings.packages_dir, settings.instance_path
+    )
+    translate_in_place(conversation, Translator(backend), flow)
     state = conversation.state
     click.echo("\n--- for the counsellor ---")
     slots = state.get("interview", {}).get("slots", {})
     click.echo(json.dumps(slots, ensure_ascii=False, indent=2))
+    click.echo(render_for_counsellor(answers_for_counsellor(flow, state["interview"])))
     for suggestion in state.get("outcome", {}).get("suggestions", []):
         names = ", ".join(suggestion["services"] + suggestion["flags"])
         click.echo(f"- {names}: {suggestion['because']}")

@@ -109,17 +109,22 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 
     import workers
     from bot.queue import get_queue
+    from translations.argos import installed_packages
+    from translations.argos import preload as preload_argos
     from translations.detection import preload
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = app.config["POLKU"]
     workers.use_app(app)
     # Load the language models before forking work horses: each job starts warm.
     preload()
+    if settings.translator == "argos" and installed_packages(settings.packages_dir):
+        preload_argos()
     queue = get_queue(app)
     Worker([queue], connection=queue.connection).work(
         burst=burst,
         with_scheduler=with_scheduler,
-        logging_level=app.config["POLKU"].log_level,
+        logging_level=settings.log_level,
     )
 
 

@@ -24,7 +24,7 @@ from bot.gate import AnonymisedText
 from bot.models import Client, Conversation, utcnow
 from bot.records import record_classes
 from flows import FLOWS_DIR, FlowSet, engine, load_flows
-from flows.model import FlowError
+from flows.model import FREE_TEXT_TYPES, FlowError
 from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
 from translations.detection import Detection, detect
 
@@ -51,6 +51,8 @@ HUMAN_WORDS = frozenset({"HUMAN", "IHMINEN"})
 NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
 # What a turn asks the caller to do besides replying (it has the database).
 ERASE, DATA_SUMMARY, PRIVACY_REPLY = "erase", "data_summary", "privacy_reply"
+# The client answered in their own words: translate it for the counsellor.
+TRANSLATE = "translate"
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,15 @@ def get_dialogue(app: Flask) -> Dialogue:
     return app.extensions["polku.dialogue"]
 
 
-def anonymise_for(conversation: Conversation, body: str) -> AnonymisedText:
+def anonymise_for(
+    conversation: Conversation, body: str, values: dict[str, str] | None = None
+) -> AnonymisedText:
     """Anonymise `body` with the conversation's own placeholders.
 
     The same person stays `<PERSON_1>` in every message of the conversation; the
     mapping to the real values is kept in the conversation's encrypted state.
-    This is how text is prepared for a model or translator (bot/gate.py).
+    This is how text is prepared for a model or translator (bot/gate.py);
+    `values` receives what each placeholder replaced in `body`.
     """
     # Imported here: Presidio and spaCy take a second to load, and most
     # processes (web server, CLI) never anonymise.
@@ -147,7 +152,7 @@ def anonymise_for(conversation: Conversation, body: str) -> AnonymisedText:
     placeholders = {
         kind: dict(values) for kind, values in state.get("placeholders", {}).items()
     }
-    anonymised = anonymise(body, placeholders)
+    anonymised = anonymise(body, placeholders, values)
     conversation.state = {**state, "placeholders": placeholders}
 
     return anonymised
@@ -176,7 +181,8 @@ def respond(
     A photo or file without text is not read; the client is asked to write.
     `events` receives ERASE when the client confirmed erasure (the caller
     erases), DATA_SUMMARY when they were told what is stored (to audit), and
-    PRIVACY_REPLY when the replies must go out even after STOP.
+    PRIVACY_REPLY when the replies must go out even after STOP, and TRANSLATE
+    when a free-text answer waits to be translated for the counsellor.
     """
     word = keyword(body)
     commands, language = dialogue.commands, client.language
@@ -204,7 +210,7 @@ def respond(
     if conversation.stage == CHOOSING_LANGUAGE:
         return _choose_language(client, conversation, body, dialogue)
 
-    return _interview_turn(client, conversation, word, body, dialogue)
+    return _interview_turn(client, conversation, word, body, dialogue, events)
 
 
 def _opt_out_turn(
@@ -272,6 +278,7 @@ def _interview_turn(
     word: str,
     body: str,
     dialogue: Dialogue,
+    events: list[str],
 ) -> list[str]:
     flow, language = dialogue.flows.interview, client.language
     state = _interview(conversation)
@@ -296,7 +303,10 @@ def _interview_turn(
     if word in dialogue.commands.back:
         outcome = engine.go_back(flow, state, language)
     else:
+        step = flow.steps[state["step"]]
         outcome = engine.answer(flow, state, body, language)
+        if step.type in FREE_TEXT_TYPES and step.slot in state["slots"]:
+            events.append(TRANSLATE)
     _save_interview(conversation, state)
     if outcome.ended:
         _finish(client, conversation, dialogue, reason="finished")

@@ -24,6 +24,7 @@ from bot.conversation import (
     DATA_SUMMARY,
     ERASE,
     PRIVACY_REPLY,
+    TRANSLATE,
     Dialogue,
     Stored,
     respond,
@@ -62,6 +63,15 @@ STATUS_RANK = {
     "canceled": 3,
     "read": 4,
 }
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What answering one message wrote, and what it leaves for other jobs."""
+
+    reply_ids: list[int]
+    client_id: int | None = None
+    translate: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,8 +189,8 @@ def answer(
     channels: dict[str, Channel],
     dialogue: Dialogue,
     secret_key: str = "",
-) -> list[int]:
-    """Answer one inbound message and return the ids of the replies written.
+) -> Answered:
+    """Answer one inbound message; return the replies written and what follows.
 
     The conversation's new state, the replies and the message's new status are
     committed together; a message answered before is skipped, so running this
@@ -191,12 +201,12 @@ def answer(
             select(Message.client_id).where(Message.id == message_id)
         )
         if client_id is None:
-            return []
+            return Answered([])
         client = _lock_client(session, client_id)
         # Read the message after taking the client's lock: its status is current.
         message = session.get(Message, message_id, populate_existing=True)
         if message is None or message.status != RECEIVED:
-            return []
+            return Answered([])
 
         conversation = _current_conversation(session, client)
         events: list[str] = []
@@ -213,7 +223,7 @@ def answer(
         if ERASE in events:
             erase_client_data(session, client, secret_key)
             replies = write_replies(session, client, None, texts, channels, purpose)
-            return [reply.id for reply in replies]
+            return Answered([reply.id for reply in replies], client_id)
         if DATA_SUMMARY in events:
             audit.record(
                 session,
@@ -229,7 +239,7 @@ def answer(
         replies = write_replies(session, client, conversation, texts, channels, purpose)
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
-    return [reply.id for reply in replies]
+    return Answered([reply.id for reply in replies], client_id, TRANSLATE in events)
 
 
 def _stored(session: Session, client: Client) -> Stored:

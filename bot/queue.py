@@ -109,6 +109,24 @@ def enqueue_send(
     )
 
 
+def enqueue_translation(
+    queue: Queue, message_id: int, client_id: int, intervals: tuple[int, ...]
+) -> bool:
+    """Queue translating the answers of the conversation of `message_id`.
+
+    On the client's turn, so that it never runs beside the client's next
+    message; best effort like `enqueue_inbound`.
+    """
+    return _enqueue(
+        queue,
+        "workers.translation.translate_answers",
+        message_id,
+        f"polku-client-{client_id}",
+        intervals,
+        f"translate answers after message {message_id}",
+    )
+
+
 def _enqueue(
     queue: Queue,
     function: str,

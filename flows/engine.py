@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from flows.answers import AnswerError, parse_answer
-from flows.model import CHOICE_TYPES, END, Flow, Step
+from flows.model import CHOICE_TYPES, END, FREE_TEXT_TYPES, Flow, Step
 from translations import text
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ def answer(
         return _reask(flow, state, step, problem, language, today)
 
     state["slots"][step.slot] = value
+    if step.type in FREE_TEXT_TYPES:
+        # The language it was written in, for translating it for the counsellor.
+        state.setdefault("languages", {})[step.slot] = language
     logger.debug("flow %s: step %s answered", flow.name, step.id)
 
     return _move_on(flow, state, step, language, today)

@@ -27,6 +27,8 @@ ANSWER_TYPES = CHOICE_TYPES | {
     "occupation",
     "skills",
 }
+# Answers in the client's own words: translated for the counsellor.
+FREE_TEXT_TYPES = frozenset({"text", "occupation", "skills"})
 STEP_KEYS = frozenset(
     {"id", "question", "type", "slot", "choices", "min", "max", "next", "reask"}
 )

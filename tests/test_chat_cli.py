@@ -65,3 +65,18 @@ def test_flows_check_fails_on_a_broken_copy(app, tmp_path):
 
     assert result.exit_code == 1
     assert "RULES" in result.output and "expected 'rules', a list" in result.output
+
+
+def test_chat_shows_the_counsellor_free_text_in_finnish(argos_app):
+    cook = "Я працювала кухарем у Києві"
+    lines = ["1", "41", "6", "5", cook, "HUMAN"]
+    runner = argos_app.test_cli_runner()
+
+    result = runner.invoke(args=["chat", "--language", "uk"], input="\n".join(lines))
+
+    assert result.exit_code == 0, result.output
+    assert "Vastaukset suomeksi" in result.output
+    assert "  Я працювала kokki у Києві\n" in result.output
+    assert "(konekäännös kielestä ukraina" in result.output
+    assert f"asiakkaan omin sanoin (ukraina): {cook}" in result.output
+    assert "ei vastausta, kysy tapaamisessa" not in result.output

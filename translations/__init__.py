@@ -59,9 +59,13 @@ class Entry:
 
 
 @cache
-def load_catalogue(code: str) -> dict[str, Entry]:
-    """Read the PO catalogue of language `code`; an absent file is an empty one."""
-    path = CATALOGUE_DIR / code / "LC_MESSAGES" / "messages.po"
+def load_catalogue(code: str, domain: str = "messages") -> dict[str, Entry]:
+    """Read the PO catalogue of language `code`; an absent file is an empty one.
+
+    Domain "messages" holds what clients read; "counsellor" what counsellors
+    read, in Finnish and English only.
+    """
+    path = CATALOGUE_DIR / code / "LC_MESSAGES" / f"{domain}.po"
     if not path.exists():
         return {}
 
@@ -88,6 +92,15 @@ def text(key: str, language: str | None, **values: str | int) -> str:
         if entry is None:
             raise MissingTextError(f"catalogue text {key!r} exists in no catalogue")
         logger.warning("catalogue %s lacks %r; sent the English text", code, key)
+
+    return entry.text.format(**values) if values else entry.text
+
+
+def counsellor_text(key: str, locale: str = "fi", **values: str | int) -> str:
+    """Return counsellor-facing text `key`, in Finnish unless told otherwise."""
+    entry = load_catalogue(locale, "counsellor").get(key)
+    if entry is None:
+        raise MissingTextError(f"counsellor text {key!r} is not in {locale}")
 
     return entry.text.format(**values) if values else entry.text
 

@@ -21,7 +21,7 @@ from bot.messaging import (
     queue_outbound,
     record_inbound_failure,
 )
-from bot.queue import get_queue
+from bot.queue import enqueue_translation, get_queue
 from workers import get_app
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def handle_inbound(message_id: int) -> int:
         db, queue, channels = get_db(), get_queue(), get_channels(app)
         for pending_id in pending_inbound(db, message_id):
             try:
-                reply_ids = answer(
+                answered = answer(
                     db, pending_id, channels, get_dialogue(app), settings.secret_key
                 )
             except Exception:
@@ -54,8 +54,12 @@ def handle_inbound(message_id: int) -> int:
                 logger.exception("message %s: given up on", pending_id)
                 given_up.append(pending_id)
                 continue
-            queue_outbound(db, queue, reply_ids, settings.retry_intervals)
-            replies += len(reply_ids)
+            queue_outbound(db, queue, answered.reply_ids, settings.retry_intervals)
+            if answered.translate and answered.client_id is not None:
+                # After the replies: the client hears back before translating.
+                intervals = settings.retry_intervals
+                enqueue_translation(queue, pending_id, answered.client_id, intervals)
+            replies += len(answered.reply_ids)
 
     if given_up:
         raise PolkuError(f"gave up answering messages {given_up}; see the log")
