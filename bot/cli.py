@@ -108,6 +108,7 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     from rq import Worker
 
     import workers
+    from bot.anonymiser import analyzer
     from bot.queue import get_queue
     from translations.argos import installed_packages
     from translations.argos import preload as preload_argos
@@ -119,6 +120,8 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     # Load the language models before forking work horses: each job starts warm.
     preload()
     if settings.translator == "argos" and installed_packages(settings.packages_dir):
+        # Translation jobs anonymise first: load Presidio and Argos once, here.
+        analyzer()
         preload_argos()
     queue = get_queue(app)
     Worker([queue], connection=queue.connection).work(

@@ -110,7 +110,7 @@ def translate_answers(
         if conversation is None:
             return 0
         stored = _keep(conversation, results)
-    logger.info("conversation %s: %d answers translated", conversation_id, stored)
+    logger.info("conversation %s: translated answers, kept %d", conversation_id, stored)
 
     return stored
 

@@ -76,3 +76,30 @@ def test_whole_conversation_full_of_personal_data_leaves_none_in_any_log(
     secrets |= {entity["text"] for row in personal for entity in row["entities"]}
     leaked = sorted(secret for secret in secrets if secret in logged)
     assert leaked == []
+
+
+def test_translating_answers_logs_no_text_even_with_argos_debug_on(
+    argos_app, client, caplog, capfd, monkeypatch
+):
+    """Argos logs what it translates when ARGOS_DEBUG is set; Polku turns it off."""
+    from bot.counsellor import PENDING
+    from tests.test_multilingual import counsellor_answers
+
+    def translated() -> bool:
+        jobs = counsellor_answers(argos_app).get("recent_jobs")
+        return jobs is not None and jobs.status != PENDING
+
+    monkeypatch.setenv("ARGOS_DEBUG", "1")
+    caplog.set_level(logging.DEBUG)
+    cook = "Я працювала кухарем у Києві, мене звати Олена Шевченко."
+    for body in ["Привіт, я шукаю роботу в Міккелі", "4", "1", "41", "6", "5", cook]:
+        post_signed(client, "/twilio/messages", message_params(Body=body))
+    with worker_processes(argos_app, 1, log_level="DEBUG"):
+        wait_for(translated, timeout=90)
+
+    captured = capfd.readouterr()
+    logged = caplog.text + captured.out + captured.err
+    assert re.search(r"conversation \d+: translated answers, kept 1", logged)
+    assert "kokki" in counsellor_answers(argos_app)["recent_jobs"].text
+    for secret in ("кухарем", "kokki", "Олена", "Шевченко", "PERSON_1"):
+        assert secret not in logged

@@ -80,6 +80,29 @@ def test_translation_pivots_through_english_and_restores_the_values(backend):
     assert backend.route("uk", "fi") == ["uk", "en", "fi"]
 
 
+def test_client_text_goes_into_english_for_a_model(backend):
+    result = Translator(backend).translate(seal(UKRAINIAN), "uk", "en", VALUES)
+
+    assert result.text == "Я працювала cook у Києві. Мене звати Олена."
+
+
+@pytest.mark.parametrize(
+    ("language", "reply"),
+    [
+        ("fi", "Were you a kokki, Олена?"),
+        ("en", "Were you a cook, Олена?"),
+        ("ar", None),
+    ],
+)
+def test_a_model_reply_reaches_the_client_translated_or_not_at_all(
+    backend, language, reply
+):
+    english = seal("Were you a cook, <PERSON_1>?")
+    translator = Translator(backend)
+
+    assert translator.for_client(english, "en", language, VALUES) == reply
+
+
 def test_a_translation_that_loses_a_placeholder_is_thrown_away(backend):
     result = Translator(backend).translate(
         seal("Меня зовут <PERSON_1>."), "ru", "fi", {"<PERSON_1>": "Олена"}

@@ -172,6 +172,24 @@ class Translator:
 
         return Translation(source, target, TRANSLATED, restored)
 
+    def for_client(
+        self,
+        text: AnonymisedText,
+        source: str,
+        language: str,
+        values: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """Return a model's `text` in the client's `language`, or None.
+
+        None when it cannot be translated faithfully: the caller then sends
+        the client a catalogue text instead, never an untranslated one.
+        """
+        if source == language:
+            return restore(release(text), release(text), values or {})
+        translation = self.translate(text, source, language, values)
+
+        return translation.text if translation.translated else None
+
     def _cache_key(self, text: str, source: str, target: str) -> str | None:
         if self.cache is None:
             return None
