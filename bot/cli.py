@@ -32,9 +32,11 @@ keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 
 def init_app(app: Flask) -> None:
     from bot.chat_cli import chat, flows_cli
+    from esco.cli import esco_cli
     from translations.cli import translations_cli
 
     app.cli.add_command(translations_cli)
+    app.cli.add_command(esco_cli)
     app.cli.add_command(chat)
     app.cli.add_command(flows_cli)
     app.cli.add_command(serve)
@@ -105,11 +107,11 @@ def keys_rotate() -> None:
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True)
 def worker(burst: bool, with_scheduler: bool) -> None:
     """Run one RQ worker for Polku's queue (several may run side by side)."""
-    from rq import Worker
 
     import workers
     from bot.anonymiser import analyzer
-    from bot.queue import get_queue
+    from bot.queue import PolkuWorker, get_queue
+    from esco import preload as preload_esco
     from translations.argos import installed_packages
     from translations.argos import preload as preload_argos
     from translations.detection import preload
@@ -119,12 +121,13 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     workers.use_app(app)
     # Load the language models before forking work horses: each job starts warm.
     preload()
+    preload_esco(app)
     if settings.translator == "argos" and installed_packages(settings.packages_dir):
         # Translation jobs anonymise first: load Presidio and Argos once, here.
         analyzer()
         preload_argos()
     queue = get_queue(app)
-    Worker([queue], connection=queue.connection).work(
+    PolkuWorker([queue], connection=queue.connection).work(
         burst=burst,
         with_scheduler=with_scheduler,
         logging_level=settings.log_level,

@@ -13,8 +13,9 @@ import difflib
 import logging
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -104,6 +105,8 @@ class Dialogue:
     flows: FlowSet
     contact: str = ""
     privacy_url: str = "/privacy"
+    # ESCO for one conversation's occupation and skills steps; None: words only.
+    vocabulary: Callable[[Conversation], engine.Vocabulary | None] | None = None
 
     @classmethod
     def load(
@@ -127,7 +130,17 @@ def init_app(app: Flask) -> None:
         )
     except FlowError as exc:
         raise ConfigError(str(exc)) from exc
-    app.extensions["polku.dialogue"] = dialogue
+    app.extensions["polku.dialogue"] = replace(
+        dialogue, vocabulary=partial(_vocabulary, app)
+    )
+
+
+def _vocabulary(app: Flask, conversation: Conversation) -> engine.Vocabulary:
+    from bot.vocabulary import EscoVocabulary
+    from esco import get_matcher
+    from translations.translator import get_translator
+
+    return EscoVocabulary(get_matcher(app), partial(get_translator, app), conversation)
 
 
 def get_dialogue(app: Flask) -> Dialogue:
@@ -304,7 +317,8 @@ def _interview_turn(
         outcome = engine.go_back(flow, state, language)
     else:
         step = flow.steps[state["step"]]
-        outcome = engine.answer(flow, state, body, language)
+        vocabulary = dialogue.vocabulary(conversation) if dialogue.vocabulary else None
+        outcome = engine.answer(flow, state, body, language, vocabulary=vocabulary)
         if step.type in FREE_TEXT_TYPES and step.slot in state["slots"]:
             events.append(TRANSLATE)
     _save_interview(conversation, state)

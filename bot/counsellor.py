@@ -22,6 +22,7 @@ from bot.conversation import anonymise_for
 from bot.db import Database
 from bot.gate import AnonymisedText
 from bot.models import Client, Conversation
+from flows.engine import CONFIRMED
 from flows.model import CHOICE_TYPES, FREE_TEXT_TYPES, Choice, Flow, Step
 from translations import counsellor_text, text
 from translations.detection import detect
@@ -52,6 +53,8 @@ class Answer:
     own_words: str | None = None
     language: str | None = None
     status: str = ORIGINAL
+    # The step's ESCO mapping (flows/engine.py): status, items, offered.
+    esco: dict[str, Any] | None = None
 
 
 def digest(value: str) -> str:
@@ -115,6 +118,8 @@ def translate_answers(
     return stored
 
 
+# TODO(#8): the handoff job must call translate_answers before it writes the
+# e-mail, so that a translation job Redis lost leaves no answer "pending".
 def translate_in_place(
     conversation: Conversation, translator: Translator, flow: Flow
 ) -> int:
@@ -199,12 +204,14 @@ def answers_for_counsellor(flow: Flow, state: dict[str, Any]) -> list[Answer]:
     in Finnish. A skipped step is listed with no answer.
     """
     slots, translations = state.get("slots", {}), state.get("translations", {})
+    mappings = state.get("esco", {})
     answers = []
     for step_id in state.get("path", []):
         step = flow.steps[step_id]
         asked = text(step.question, COUNSELLOR_LANGUAGE)
+        esco = mappings.get(step.slot)
         if step.slot not in slots:
-            answers.append(Answer(step.id, asked, "", status=SKIPPED))
+            answers.append(Answer(step.id, asked, "", status=SKIPPED, esco=esco))
             continue
         value = slots[step.slot]
         if step.type not in FREE_TEXT_TYPES or not isinstance(value, str):
@@ -217,7 +224,7 @@ def answers_for_counsellor(flow: Flow, state: dict[str, Any]) -> list[Answer]:
         shown = entry.get("text") if status == TRANSLATED else value
         own = value if status != ORIGINAL else None
         source = entry.get("source")
-        answers.append(Answer(step.id, asked, shown, own, source, status))
+        answers.append(Answer(step.id, asked, shown, own, source, status, esco))
 
     return answers
 
@@ -250,6 +257,32 @@ def render_for_counsellor(answers: list[Answer], language: str = "fi") -> str:
         if answer.own_words and answer.status == TRANSLATED:
             label = counsellor_text("counsellor.own_words", language, language=spoken)
             lines.append(f"  {label}: {answer.own_words}")
+        lines.extend(f"  {line}" for line in esco_lines(answer.esco, language))
         blocks.append("\n".join(line for line in lines if line))
 
     return "\n\n".join(blocks)
+
+
+def esco_lines(mapping: dict[str, Any] | None, language: str = "fi") -> list[str]:
+    """Return what the counsellor reads of a step's ESCO mapping."""
+    if not mapping:
+        return []
+    status = mapping.get("status")
+    if status != CONFIRMED:
+        offered = mapping.get("offered", 0)
+        return [counsellor_text(f"counsellor.esco.{status}", language, offered=offered)]
+    lines = []
+    for item in mapping.get("items", []):
+        score = item.get("score")
+        lines.append(
+            counsellor_text(
+                "counsellor.esco.confirmed",
+                language,
+                label=item.get("label_fi") or item["label"],
+                code=item.get("code") or item.get("isco_group") or "-",
+                score="-" if score is None else f"{score:.2f}",
+                uri=item["uri"],
+            )
+        )
+
+    return lines

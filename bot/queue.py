@@ -7,13 +7,15 @@ different clients are served in parallel.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
+from rq.job import Job
 from rq.rate_limit import RateLimit
 
 if TYPE_CHECKING:
@@ -166,3 +168,28 @@ def _forget(queue: Queue, marker: str) -> None:
         queue.connection.delete(marker)
     except RedisError:
         pass
+
+
+class PolkuWorker(Worker):
+    """An RQ worker whose work horses never collect what the worker left behind.
+
+    Native models (CTranslate2, the embedding engine) lose their threads in a
+    forked child; destroying one there waits for those threads forever. Frozen
+    before the fork, the worker's garbage is the worker's own to collect.
+    """
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            # RQ's scheduler opens a connection pool of its own and leaves it.
+            if self.scheduler is not None and self.scheduler._connection is not None:
+                self.scheduler._connection.close()
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        gc.freeze()
+        try:
+            super().fork_work_horse(job, queue)
+        finally:
+            if not self.is_horse:
+                gc.unfreeze()

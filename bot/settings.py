@@ -50,6 +50,7 @@ class Settings:
     translator: str = "argos"
     argos_packages_dir: Path | None = None
     translation_cache_hours: int = 24
+    esco_index_path: Path | None = None
     log_level: str = "INFO"
     log_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +67,11 @@ class Settings:
     def packages_dir(self) -> Path:
         """Where `translations install` unpacks Argos Translate packages."""
         return self.argos_packages_dir or self.instance_path / "argos-packages"
+
+    @property
+    def esco_index(self) -> Path:
+        """Where `esco import` writes the local ESCO index."""
+        return self.esco_index_path or self.instance_path / "esco.sqlite"
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -177,6 +183,7 @@ def load_settings(
         "translator": (env.get("TRANSLATOR") or "argos").lower(),
         "argos_packages_dir": _path(env.get("ARGOS_PACKAGES_DIR")),
         "translation_cache_hours": _number(env, "TRANSLATION_CACHE_HOURS", 24, int),
+        "esco_index_path": _path(env.get("ESCO_INDEX")),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
     }

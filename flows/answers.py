@@ -260,3 +260,25 @@ def _text(answer: str) -> str:
         raise AnswerError("flow.reask.text")
 
     return cleaned[:MAX_TEXT]
+
+
+SELECTION = re.compile(r"^\d+(?:(?:\s*[,;/+&]\s*|\s+)\d+)*$")
+
+
+def parse_selection(answer: str, count: int) -> list[int] | None:
+    """Read "1 3", "1,3" or "0" as picks from a numbered list of `count`.
+
+    Return the 0-based picks ([] for 0, "none of these"), None when the answer
+    is not a list of numbers (then it is words), or raise `AnswerError` for a
+    number that is not on the list.
+    """
+    cleaned = normalise(answer)
+    if not SELECTION.match(cleaned):
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", cleaned)]
+    if numbers == [0]:
+        return []
+    if any(n < 1 or n > count for n in numbers):
+        raise AnswerError("esco.reask", count=count)
+
+    return list(dict.fromkeys(n - 1 for n in numbers))

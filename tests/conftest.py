@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -50,7 +51,8 @@ def _missing(what: str) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        Redis.from_url(url).ping()
+        with Redis.from_url(url) as connection:
+            connection.ping()
         yield url
         return
 
@@ -158,6 +160,14 @@ def app(
     workers.use_app(app)
     yield app
     database.dispose()
+    get_queue(app).connection.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Redis]:
+    """A connection to the tests' Redis, closed afterwards."""
+    with Redis.from_url(redis_url) as connection:
+        yield connection
 
 
 @pytest.fixture
@@ -190,5 +200,28 @@ def argos_app(app: Flask, argos_files: dict[str, Path]) -> Flask:
     for name in ("uk_en", "en_fi"):
         install_package(argos_files[name], app.config["POLKU"].packages_dir)
     preload()
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def esco_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small ESCO package of tests/esco_files.py, imported and embedded."""
+    from esco.embeddings import available
+    from esco.importer import embed_labels, import_paths
+    from tests.esco_files import write_esco
+
+    root = tmp_path_factory.mktemp("esco")
+    path = root / "esco.sqlite"
+    import_paths(path, [write_esco(root)])
+    embed_labels(path, available())
+
+    return path
+
+
+@pytest.fixture
+def esco_app(app: Flask, esco_index: Path) -> Flask:
+    """The app with the small ESCO index where `esco import` would put it."""
+    shutil.copyfile(esco_index, app.config["POLKU"].esco_index)
 
     return app

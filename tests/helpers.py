@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from flask import Flask
-from rq import Worker
 
-from bot.queue import get_queue
+from bot.queue import PolkuWorker, get_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -25,7 +24,7 @@ def run_worker(app: Flask, timeout: float = 20.0) -> None:
     queue = get_queue(app)
     deadline = time.monotonic() + timeout
     while True:
-        Worker([queue], connection=queue.connection).work(
+        PolkuWorker([queue], connection=queue.connection).work(
             burst=True, with_scheduler=True, logging_level="WARNING"
         )
         waiting = len(queue) + queue.scheduled_job_registry.count
@@ -88,3 +87,20 @@ def wait_for(
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def collect_garbage() -> int:
+    """A job: collect garbage in the work horse, as any job's allocations may."""
+    import gc
+
+    return gc.collect()
+
+
+def search_esco(index: str, text: str) -> str:
+    """A job: search ESCO in the work horse, as the interview's jobs do."""
+    from esco.embeddings import available
+    from esco.matcher import Matcher
+
+    return (
+        Matcher.load(Path(index), available()).search(text, "fi", "occupation")[0].uri
+    )

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from bot import create_app
 from bot.db import get_db
 from bot.models import Conversation, utcnow
+from bot.queue import get_queue
 from flows import FLOWS_DIR
 from tests.factories import CLIENT_NUMBER, message_params, post_signed
 from tests.helpers import run_worker
@@ -61,6 +62,7 @@ def test_whole_interview_in_english_over_sms_after_a_weeks_pause(app, client, tw
     for body in answers[12:]:
         post_signed(later.test_client(), "/twilio/messages", message_params(Body=body))
     run_worker(later, timeout=60)
+    get_queue(later).connection.close()
 
     bodies = twilio.bodies_to(CLIENT_NUMBER)
     assert bodies[-1] == text("flow.finished", "en")

@@ -6,20 +6,25 @@ packages the suite builds itself (tests/argos_packages.py).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from redis import Redis
+from rq import Queue
 
 from bot import crypto
 from bot.gate import UnsafeTextError, seal
-from tests.helpers import ROOT
+from bot.queue import PolkuWorker
+from tests.helpers import ROOT, collect_garbage
 from translations.argos import (
     ArgosBackend,
     PackageError,
@@ -27,6 +32,7 @@ from translations.argos import (
     installed_packages,
     route,
 )
+from translations.argos import _import_argos as import_argos
 from translations.translator import (
     CACHE_PREFIX,
     FAILED,
@@ -144,8 +150,8 @@ def test_plain_text_never_reaches_the_translator(backend):
         Translator(backend).translate("Олена", "uk", "fi")  # type: ignore[arg-type]
 
 
-def test_translations_are_cached_in_redis_encrypted(packages, tmp_path, redis_url):
-    redis = Redis.from_url(redis_url)
+def test_translations_are_cached_in_redis_encrypted(packages, tmp_path, redis_client):
+    redis = redis_client
     redis.flushdb()
     backend = CountingBackend(packages, tmp_path)
     translator = Translator(backend, redis, secret="s", cache_seconds=600)
@@ -162,9 +168,9 @@ def test_translations_are_cached_in_redis_encrypted(packages, tmp_path, redis_ur
 
 
 def test_a_new_package_version_is_not_served_from_the_cache(
-    packages, tmp_path, redis_url, argos_files
+    packages, tmp_path, redis_client, argos_files
 ):
-    redis = Redis.from_url(redis_url)
+    redis = redis_client
     redis.flushdb()
     backend = CountingBackend(packages, tmp_path)
     translator = Translator(backend, redis, secret="s")
@@ -341,3 +347,44 @@ def test_translating_never_touches_the_network(packages):
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "I was a kokki."
+
+
+def test_a_process_forked_after_translating_can_still_translate(backend):
+    """RQ forks a work horse per job; OpenMP thread pools would hang it."""
+    Translator(backend).translate(seal("I was a cook"), "en", "fi")
+    child = os.fork()
+    if child == 0:
+        result = Translator(backend).translate(seal("I was a cook"), "en", "fi")
+        os._exit(0 if result.text == "I was a kokki" else 1)
+
+    for _ in range(300):
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        pytest.fail("the forked process hung translating")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_work_horse_never_destroys_a_model_its_worker_loaded(backend, redis_client):
+    """A model that is garbage in the worker would hang the horse that freed it."""
+    Translator(backend).translate(seal("I was a cook"), "en", "fi")
+    queue = Queue("polku-test-gc", connection=redis_client)
+    queue.empty()
+    gc.disable()
+    try:
+        # Argos's languages and models refer to each other: forgotten, they
+        # stay as garbage until the next collection.
+        translate = import_argos().translate
+        translate.installed_translates.clear()
+        translate.get_installed_languages.cache_clear()
+        job = queue.enqueue(collect_garbage, job_timeout=10)
+        PolkuWorker([queue], connection=queue.connection).work(burst=True)
+    finally:
+        gc.enable()
+        gc.collect()
+
+    assert job.get_status(refresh=True) == "finished"

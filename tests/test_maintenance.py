@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from rq import Worker
-
-from bot.queue import get_queue
+from bot.queue import PolkuWorker, get_queue
 from tests.factories import message_params, post_signed
 from tests.helpers import queued_jobs, run_worker
 from workers.maintenance import requeue_pending
@@ -34,7 +32,7 @@ def test_sweep_leaves_a_reply_waiting_for_its_retry_alone(app, client, twilio):
     post_signed(client, "/twilio/messages", message_params())
     queue = get_queue(app)
     # Answer and try to send once; the retry now waits in RQ's schedule.
-    Worker([queue], connection=queue.connection).work(burst=True)
+    PolkuWorker([queue], connection=queue.connection).work(burst=True)
     assert queue.scheduled_job_registry.count == 1
 
     requeue_pending(grace_seconds=0)

@@ -13,10 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from bot import crypto
 from bot.conversation import get_dialogue
 from bot.counsellor import PENDING, answers_for_counsellor
 from bot.db import get_db
 from bot.models import Conversation
+from bot.queue import get_queue
 from tests.factories import CLIENT_NUMBER, message_params, post_signed
 from tests.helpers import run_worker, wait_for, worker_processes
 from translations import text
@@ -70,6 +72,20 @@ def test_ukrainian_in_the_web_chat_with_a_switch_to_russian(argos_app, client):
     assert answers["education_level"].text == text(
         "interview.education_level.none", "fi"
     )
+
+
+def test_the_translator_sees_placeholders_never_names(argos_app, client):
+    chat(client, ["Привіт, я шукаю роботу в Міккелі", "4", *TO_RECENT_JOBS, COOK_UK])
+    run_worker(argos_app, timeout=60)
+
+    # The cache holds what the model wrote from what it was given.
+    redis = get_queue(argos_app).connection
+    cached = [
+        crypto.decrypt(redis.get(key).decode()) for key in redis.keys("polku:mt:*")
+    ]
+    assert cached and not [value for value in cached if "Олена" in value]
+    assert any("<PERSON 1>" in value for value in cached)
+    assert "kokki" in counsellor_answers(argos_app)["recent_jobs"].text
 
 
 def test_arabic_over_sms_reaches_the_counsellor_marked_untranslated(

@@ -7,6 +7,7 @@ English) where no direct pair is installed. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -29,6 +30,9 @@ METADATA = "metadata.json"
 
 _lock = threading.Lock()
 _configured: dict[str, Any] = {}
+# Models a parent process loaded. A fork copies them without their threads, and
+# destroying one then waits for those threads forever, so a child keeps them.
+_inherited: list[Any] = []
 
 
 class PackageError(PolkuError):
@@ -270,15 +274,32 @@ def _argos(packages_dir: Path, work_dir: Path, fingerprint: str) -> Any:
         settings.model_provider = settings.ModelProvider.OPENNMT
         settings.chunk_type = settings.ChunkType.SPACY
         settings.debug = False
+        # One thread per translation; several workers use several cores. A
+        # process that ran CTranslate2's OpenMP threads hangs every child it
+        # forks afterwards (a work horse forked after `chat` or a test did).
+        settings.intra_threads = 1
+        settings.inter_threads = 1
         argos.sbd._cached_spacy_path = _sentencizer(work_dir)
         settings.package_data_dir = packages_dir
         settings.package_dirs = [packages_dir]
-        argos.translate.installed_translates.clear()
-        argos.translate.get_installed_languages.cache_clear()
+        _drop_models(argos.translate, str(_configured.get("key", "")))
         _configured["key"] = key
         logger.info("argos: using %d packages", len(installed_packages(packages_dir)))
 
     return argos.translate
+
+
+def _drop_models(translate: Any, previous_key: str) -> None:
+    """Forget Argos's loaded models, destroying them only in their own process."""
+    loaded = list(translate.installed_translates)
+    translate.installed_translates.clear()
+    translate.get_installed_languages.cache_clear()
+    if previous_key.partition("|")[0] != str(os.getpid()):
+        _inherited.extend(loaded)
+        return
+    del loaded
+    # Their threads exist here: let them go now, not in a child after a fork.
+    gc.collect()
 
 
 def _sentencizer(work_dir: Path) -> Path:

@@ -1,0 +1,115 @@
+"""ESCO for the interview: the client's words matched, their matches offered back.
+
+The flow engine asks this when an occupation or skills step is answered. Words
+in Finnish, Swedish or English are matched as written; other languages are
+first translated locally (anonymised, bot/gate.py) into English or Finnish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.models import Conversation
+from esco import Matcher
+from esco.matcher import Match
+from translations.detection import detect
+from translations.translator import Translator
+
+logger = logging.getLogger(__name__)
+
+# ESCO labels exist in these; other languages are matched through translation.
+MATCHED_AS_WRITTEN = ("fi", "sv", "en")
+# Into the first of these that the installed packages reach.
+PIVOTS = ("en", "fi")
+# How many matches a client sees: a short list reads well on a phone.
+OFFERED = 5
+SUGGESTED_SKILLS = 6
+
+
+class EscoVocabulary:
+    """The ESCO matcher and translator, bound to one conversation's placeholders."""
+
+    def __init__(
+        self,
+        matcher: Matcher | None,
+        translator: Callable[[], Translator | None],
+        conversation: Conversation,
+    ):
+        self.matcher = matcher
+        # A factory: only words in other languages need a translator.
+        self.translator = translator
+        self.conversation = conversation
+
+    @property
+    def available(self) -> bool:
+        return self.matcher is not None
+
+    def match(self, text: str, language: str | None, kind: str) -> list[dict]:
+        """Return the ESCO concepts of `kind` that `text` names, as offer items."""
+        if self.matcher is None:
+            return []
+        found = detect(text)
+        written_in = found.code if found else language or "fi"
+        query, query_language = self._matchable(text, written_in)
+        matches = self.matcher.search(query, query_language, kind, OFFERED)
+        logger.info(
+            "conversation %s: %d ESCO %s matches (%s via %s)",
+            self.conversation.id,
+            len(matches),
+            kind,
+            written_in,
+            query_language,
+        )
+
+        return [self._item(match, language) for match in matches]
+
+    def suggest_skills(
+        self, occupations: list[str], language: str | None
+    ) -> list[dict]:
+        """Return the essential skills of the confirmed `occupations` to offer."""
+        if self.matcher is None:
+            return []
+        skills = self.matcher.essential_skills(occupations, SUGGESTED_SKILLS)
+
+        return [self._concept_item(uri, language, None) for uri in skills]
+
+    def _matchable(self, text: str, language: str) -> tuple[str, str]:
+        """Return `text` in a language ESCO's labels are in, if it can be."""
+        translator = None if language in MATCHED_AS_WRITTEN else self.translator()
+        if translator is None:
+            return text, language
+        from bot.conversation import anonymise_for
+
+        # Anonymise before translating: names never reach a model. The
+        # placeholders stay in the query; they match no label.
+        anonymised = anonymise_for(self.conversation, text)
+        for pivot in PIVOTS:
+            if not translator.can_translate(language, pivot):
+                continue
+            translation = translator.translate(anonymised, language, pivot)
+            if translation.translated and translation.text:
+                return translation.text, pivot
+
+        # No package: the multilingual embeddings still see the words.
+        return text, language
+
+    def _item(self, match: Match, language: str | None) -> dict[str, Any]:
+        return self._concept_item(match.uri, language, match.score)
+
+    def _concept_item(
+        self, uri: str, language: str | None, score: float | None
+    ) -> dict[str, Any]:
+        assert self.matcher is not None  # noqa: S101 - checked by the callers
+        position = self.matcher.position[uri]
+
+        return {
+            "uri": uri,
+            "kind": self.matcher.kinds[position],
+            "code": self.matcher.codes[position],
+            "isco_group": self.matcher.isco_groups[position],
+            "label": self.matcher.label(uri, language),
+            "label_fi": self.matcher.label(uri, "fi"),
+            "score": score,
+        }
