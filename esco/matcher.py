@@ -27,7 +27,7 @@ from esco.index import (
     connect,
     read_meta,
 )
-from esco.text import parts, stems, trigrams
+from esco.text import expand, parts, stems, trigrams
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ KIND_CODES = {OCCUPATION: 0, SKILL: 1}
 ROLE_WEIGHTS = {PREFERRED: 1.0, ALTERNATIVE: 1.0, HIDDEN: 0.9}
 # Weights of the lexical and the embedding score, and the cosine range that
 # the embedding score spans (e5's cosines of unrelated texts are ~0.75).
-LEXICAL_WEIGHT = 0.6
+LEXICAL_WEIGHT = 0.4
 COSINE_FLOOR, COSINE_CEILING = 0.78, 0.95
 # Below this, a match is not worth showing a client.
 MIN_SCORE = 0.3
@@ -184,6 +184,10 @@ class Matcher:
         self, text: str, language: str, kind: str, limit: int
     ) -> list[Match]:
         weight = self.lexical_weight if self.embedded else 1.0
+        if self.embedded and language not in self.languages:
+            # No label shares its words or script: only the embeddings can see it.
+            weight = 0.0
+        text = expand(text, language)
         scores = weight * self._lexical(text, language)
         if self.embedded and weight < 1:
             scores += (1 - weight) * self._semantic(text)

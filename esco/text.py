@@ -11,8 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+from pathlib import Path
 
 import snowballstemmer
+import yaml
+
+COLLOQUIAL = Path(__file__).parent / "data" / "colloquial.yaml"
 
 # Languages with a Snowball stemmer, by ESCO's and Polku's codes.
 STEMMERS = {
@@ -113,3 +117,26 @@ def parts(text: str) -> list[str]:
     pieces = [piece.strip() for piece in SEPARATORS.split(text)]
 
     return [piece for piece in pieces if words(piece)] or [text]
+
+
+@cache
+def _colloquial(language: str) -> tuple[tuple[str, str], ...]:
+    words_of = yaml.safe_load(COLLOQUIAL.read_text(encoding="utf-8")) or {}
+
+    return tuple(
+        (fold(key), value)
+        for key, value in (words_of.get(language) or {}).items()
+        if len(key) >= 4
+    )
+
+
+def expand(text: str, language: str) -> str:
+    """Add the words ESCO uses for the everyday ones in `text` ("kuski")."""
+    folded = [fold(word) for word in re.findall(r"[\w-]+", text.casefold())]
+    added = [
+        value
+        for key, value in _colloquial(language)
+        if any(key in word for word in folded)
+    ]
+
+    return " ".join([text, *added])

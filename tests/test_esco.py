@@ -17,6 +17,7 @@ from esco.embeddings import available
 from esco.importer import EscoImportError, import_paths
 from esco.index import index_status
 from esco.matcher import Matcher
+from esco.text import expand
 from tests import esco_files as files
 from tests.esco_files import write_esco, write_rows
 from tests.helpers import search_esco
@@ -213,3 +214,16 @@ def test_a_work_horse_can_search_after_its_worker_did(index, matcher, redis_clie
 
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == files.FORKLIFT_OPERATOR
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "added"),
+    [
+        ("olin trukkikuskina", "fi", "kuljettaja"),
+        ("Rekkakuski", "fi", "kuorma-auto"),
+        ("I can use Excel", "en", "spreadsheets"),
+    ],
+)
+def test_everyday_words_get_the_words_esco_uses(text, language, added):
+    assert added in expand(text, language)
+    assert expand("hitsaaja", "fi") == "hitsaaja"
