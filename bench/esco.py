@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 
 from esco.embeddings import available  # noqa: E402
+from esco.importer import PORTAL_COLUMNS  # noqa: E402
 from esco.matcher import Matcher  # noqa: E402
 
 # The first set informed the matcher's weights and its everyday-word list; the
@@ -43,16 +44,8 @@ QUERY_SETS = (
     ROOT / "bench/data/esco_queries_heldout.jsonl",
 )
 LANGUAGES = ("fi", "sv", "en")
-OCCUPATION_HEADER = [
-    "conceptType", "conceptUri", "iscoGroup", "preferredLabel", "altLabels",
-    "hiddenLabels", "status", "modifiedDate", "regulatedProfessionNote",
-    "scopeNote", "definition", "inScheme", "description", "code",
-]  # fmt: skip
-SKILL_HEADER = [
-    "conceptType", "conceptUri", "skillType", "reuseLevel", "preferredLabel",
-    "altLabels", "hiddenLabels", "status", "modifiedDate", "scopeNote",
-    "definition", "inScheme", "description",
-]  # fmt: skip
+OCCUPATION_HEADER = PORTAL_COLUMNS["occupations"]
+SKILL_HEADER = PORTAL_COLUMNS["skills"]
 ISCO_HEADER = ["conceptType", "conceptUri", "code", "preferredLabel", "altLabels"]
 
 

@@ -48,6 +48,27 @@ REQUIRED = {
     "ISCOGroups": ("conceptUri", "code", "preferredLabel"),
     "occupationSkillRelations": ("occupationUri", "relationType", "skillUri"),
 }
+# The columns of the portal's v1.1 files, in order; the importer reads them by
+# name and needs only those in REQUIRED, so newer files with more columns work.
+PORTAL_COLUMNS = {
+    "occupations": [
+        "conceptType", "conceptUri", "iscoGroup", "preferredLabel", "altLabels",
+        "hiddenLabels", "status", "modifiedDate", "regulatedProfessionNote",
+        "scopeNote", "definition", "inScheme", "description", "code",
+    ],
+    "skills": [
+        "conceptType", "conceptUri", "skillType", "reuseLevel", "preferredLabel",
+        "altLabels", "hiddenLabels", "status", "modifiedDate", "scopeNote",
+        "definition", "inScheme", "description",
+    ],
+    "ISCOGroups": [
+        "conceptType", "conceptUri", "code", "preferredLabel", "status",
+        "altLabels", "inScheme", "description",
+    ],
+    "occupationSkillRelations": [
+        "occupationUri", "relationType", "skillType", "skillUri",
+    ],
+}  # fmt: skip
 RELATION_TYPES = frozenset({"essential", "optional"})
 # The largest ESCO cells (descriptions) are a few kB; a runaway quote is not.
 FIELD_LIMIT = 1_000_000

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from esco.importer import PORTAL_COLUMNS
+
 OCC = "http://data.europa.eu/esco/occupation/"
 SKILL = "http://data.europa.eu/esco/skill/"
 ISCO = "http://data.europa.eu/esco/isco/C"
@@ -127,21 +129,10 @@ ISCO_GROUPS = {
     "5120": {"fi": "Kokit", "en": "Cooks"},
 }
 
-OCCUPATION_HEADER = [
-    "conceptType", "conceptUri", "iscoGroup", "preferredLabel", "altLabels",
-    "hiddenLabels", "status", "modifiedDate", "regulatedProfessionNote",
-    "scopeNote", "definition", "inScheme", "description", "code",
-]  # fmt: skip
-SKILL_HEADER = [
-    "conceptType", "conceptUri", "skillType", "reuseLevel", "preferredLabel",
-    "altLabels", "hiddenLabels", "status", "modifiedDate", "scopeNote",
-    "definition", "inScheme", "description",
-]  # fmt: skip
-ISCO_HEADER = [
-    "conceptType", "conceptUri", "code", "preferredLabel", "status", "altLabels",
-    "inScheme", "description",
-]  # fmt: skip
-RELATION_HEADER = ["occupationUri", "relationType", "skillType", "skillUri"]
+OCCUPATION_HEADER = PORTAL_COLUMNS["occupations"]
+SKILL_HEADER = PORTAL_COLUMNS["skills"]
+ISCO_HEADER = PORTAL_COLUMNS["ISCOGroups"]
+RELATION_HEADER = PORTAL_COLUMNS["occupationSkillRelations"]
 
 
 def write_esco(

@@ -227,3 +227,32 @@ def test_a_work_horse_can_search_after_its_worker_did(index, matcher, redis_clie
 def test_everyday_words_get_the_words_esco_uses(text, language, added):
     assert added in expand(text, language)
     assert expand("hitsaaja", "fi") == "hitsaaja"
+
+
+def test_the_operator_imports_checks_and_searches_from_the_command_line(app, tmp_path):
+    runner = app.test_cli_runner()
+    before = runner.invoke(args=["esco", "status"])
+    folder = write_esco(tmp_path)
+    (folder / "skills_fi.csv").write_text(
+        "conceptType,conceptUri,preferredLabel\nx,http://example.org/1,y\n",
+        encoding="utf-8",
+    )
+
+    imported = runner.invoke(args=["esco", "import", str(folder)])
+    status = runner.invoke(args=["esco", "status"])
+    search = runner.invoke(args=["esco", "search", "olin hitsaajana", "--lang", "fi"])
+
+    assert "No ESCO index" in before.output
+    assert imported.exit_code == 0, imported.output
+    assert "ESCO 1.1.1, languages en, fi, sv" in imported.output
+    assert "skills_fi.csv:2: conceptUri 'http://example.org/1'" in imported.output
+    assert "skills_fi.csv: 100 %" in imported.output
+    assert "ESCO 1.1.1 at" in status.output and "occupations: 9" in status.output
+    assert f"7212.3     hitsaaja  <{files.WELDER}>" in search.output.splitlines()[0]
+
+
+def test_import_of_nothing_esco_is_a_clear_command_error(app, tmp_path):
+    result = app.test_cli_runner().invoke(args=["esco", "import", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert "no ESCO CSV files found" in result.output
