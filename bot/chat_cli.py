@@ -20,6 +20,7 @@ from bot.counsellor import (
     translate_in_place,
 )
 from bot.models import Client, Conversation
+from bot.summary import render_summary, summarise
 from flows import FLOWS_DIR, engine, load_flows
 from flows.model import Flow, FlowError
 from translations import LANGUAGES_BY_CODE
@@ -124,6 +125,8 @@ def _show_outcome(conversation: Conversation, flow: Flow) -> None:
     translate_in_place(conversation, Translator(backend), flow)
     state = conversation.state
     click.echo("\n--- for the counsellor ---")
+    flows = get_dialogue(current_app._get_current_object()).flows  # type: ignore[attr-defined]
+    click.echo(render_summary(summarise(flows, state)) + "\n")
     slots = state.get("interview", {}).get("slots", {})
     click.echo(json.dumps(slots, ensure_ascii=False, indent=2))
     click.echo(render_for_counsellor(answers_for_counsellor(flow, state["interview"])))

@@ -37,6 +37,7 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(translations_cli)
     app.cli.add_command(esco_cli)
+    app.cli.add_command(llm_check)
     app.cli.add_command(chat)
     app.cli.add_command(flows_cli)
     app.cli.add_command(serve)
@@ -195,3 +196,30 @@ def serve(host: str, port: int, worker_count: int) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+@click.command("llm-check")
+@with_appcontext
+def llm_check() -> None:
+    """Ask the configured language model for one word, and say how it went."""
+    import time
+
+    from bot.llm import PROBE, ModelUnavailableError, get_language_model
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    model = get_language_model(app)
+    if model is None:
+        click.echo("No OPENAI_API_KEY: Polku runs in deterministic mode, no model.")
+        return
+    settings = app.config["POLKU"]
+    began = time.monotonic()
+    try:
+        answer = model.complete(PROBE)
+    except ModelUnavailableError as exc:
+        raise click.ClickException(
+            f"{settings.llm_model} at {settings.openai_base_url or 'the default URL'}"
+            f" did not answer: {exc}"
+        ) from exc
+    seconds = time.monotonic() - began
+    reply = answer.strip()[:20]
+    click.echo(f"{settings.llm_model} answered {reply!r} in {seconds:.1f} s")

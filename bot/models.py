@@ -165,3 +165,27 @@ class AuditEntry(Base):
     subject: Mapped[str] = mapped_column(String(32))
     record_class: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(String(200))
+
+
+class ModelCall(Base):
+    """One call to a language model, for the city's AI register and for audits.
+
+    What was asked for, of which model, with which prompt template and how it
+    went; never the prompt or the answer, and no link to a client.
+    """
+
+    __tablename__ = "model_calls"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(64))
+    # The model asked for, and the one that answered (providers add versions).
+    model: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    # ok, invalid (unusable output), error, timeout, or unavailable (not sent).
+    outcome: Mapped[str] = mapped_column(String(16))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)

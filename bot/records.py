@@ -24,6 +24,7 @@ CLASSES = (
     "handoff",
     "lesson_progress",
     "audit_entry",
+    "model_call",
 )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 
 from bot.db import Database
-from bot.models import AuditEntry, Client, Conversation, Message, utcnow
+from bot.models import AuditEntry, Client, Conversation, Message, ModelCall, utcnow
 from bot.records import record_classes
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def apply_retention(db: Database, now: datetime | None = None) -> dict[str, int]
         ),
         "audit_entry": delete(AuditEntry).where(
             AuditEntry.at < now - classes["audit_entry"].retention
+        ),
+        "model_call": delete(ModelCall).where(
+            ModelCall.at < now - classes["model_call"].retention
         ),
     }
     counts = {}

@@ -51,6 +51,11 @@ class Settings:
     argos_packages_dir: Path | None = None
     translation_cache_hours: int = 24
     esco_index_path: Path | None = None
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    llm_model: str | None = None
+    llm_timeout: float = 15.0
+    llm_max_retries: int = 2
     log_level: str = "INFO"
     log_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +72,11 @@ class Settings:
     def packages_dir(self) -> Path:
         """Where `translations install` unpacks Argos Translate packages."""
         return self.argos_packages_dir or self.instance_path / "argos-packages"
+
+    @property
+    def llm_enabled(self) -> bool:
+        """A model is used only with an API key; without one, deterministic mode."""
+        return bool(self.openai_api_key)
 
     @property
     def esco_index(self) -> Path:
@@ -142,6 +152,18 @@ class Settings:
                 f"TRANSLATION_CACHE_HOURS {self.translation_cache_hours} must be 0 "
                 "(no cache) or more"
             )
+        if self.openai_base_url:
+            _check_url("OPENAI_BASE_URL", self.openai_base_url, ("http", "https"))
+        if self.openai_api_key and not self.llm_model:
+            raise ConfigError(
+                "LLM_MODEL is not set; set it to the name of the model your "
+                "provider serves (OPENAI_API_KEY is set, so a model is used)"
+            )
+        if self.llm_timeout <= 0 or self.llm_max_retries < 0:
+            raise ConfigError(
+                f"LLM_TIMEOUT {self.llm_timeout} must be more than 0 seconds and "
+                f"LLM_MAX_RETRIES {self.llm_max_retries} 0 or more"
+            )
         if self.max_request_bytes < 1024:
             raise ConfigError(
                 f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
@@ -184,6 +206,11 @@ def load_settings(
         "argos_packages_dir": _path(env.get("ARGOS_PACKAGES_DIR")),
         "translation_cache_hours": _number(env, "TRANSLATION_CACHE_HOURS", 24, int),
         "esco_index_path": _path(env.get("ESCO_INDEX")),
+        "openai_base_url": env.get("OPENAI_BASE_URL") or None,
+        "openai_api_key": env.get("OPENAI_API_KEY") or None,
+        "llm_model": env.get("LLM_MODEL") or None,
+        "llm_timeout": _number(env, "LLM_TIMEOUT", 15.0, float),
+        "llm_max_retries": _number(env, "LLM_MAX_RETRIES", 2, int),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
     }

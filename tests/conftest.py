@@ -38,7 +38,7 @@ from tests.twilio_server import FakeTwilio
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("POLKU_REQUIRE_SERVICES") == "1"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TABLES = ("messages", "conversations", "clients", "audit_entries")
+TABLES = ("messages", "conversations", "clients", "audit_entries", "model_calls")
 
 
 def _missing(what: str) -> None:

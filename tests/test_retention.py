@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from bot.db import get_db
-from bot.models import AuditEntry, Client, Conversation, Message, utcnow
+from bot.models import AuditEntry, Client, Conversation, Message, ModelCall, utcnow
 from bot.records import record_classes
 from bot.retention import apply_retention
 from tests.factories import message_params, post_signed
@@ -81,3 +81,20 @@ def test_audit_entries_are_kept_for_their_own_period(app):
 
     assert apply_retention(get_db(app))["audit_entry"] == 1
     assert count(app, AuditEntry) == 1
+
+
+def test_the_ai_register_is_kept_for_its_own_period(app):
+    with get_db(app).transaction() as session:
+        for days in (10, record_classes()["model_call"].retention.days + 1):
+            session.add(
+                ModelCall(
+                    at=utcnow() - timedelta(days=days),
+                    purpose="probe",
+                    template="probe@1",
+                    model="m",
+                    outcome="ok",
+                )
+            )
+
+    assert apply_retention(get_db(app))["model_call"] == 1
+    assert count(app, ModelCall) == 1
