@@ -140,7 +140,9 @@ def _vocabulary(app: Flask, conversation: Conversation) -> engine.Vocabulary:
     from esco import get_matcher
     from translations.translator import get_translator
 
-    return EscoVocabulary(get_matcher(app), partial(get_translator, app), conversation)
+    return EscoVocabulary(
+        partial(get_matcher, app), partial(get_translator, app), conversation
+    )
 
 
 def get_dialogue(app: Flask) -> Dialogue:

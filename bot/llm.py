@@ -146,7 +146,10 @@ class CircuitBreaker:
         def count(redis: Redis) -> None:
             key = self.PREFIX + "failures"
             failures = redis.incr(key)
-            redis.expire(key, self.window, nx=True)
+            if failures == 1:
+                # The window starts at the first failure (no EXPIRE NX: the
+                # embedded Redis is 6.2).
+                redis.expire(key, self.window)
             if failures >= self.failures:
                 redis.set(self.PREFIX + "open", 1, ex=self.pause)
                 redis.delete(key)

@@ -13,7 +13,6 @@ from typing import Any
 
 from bot.models import Conversation
 from esco import Matcher
-from esco.matcher import Match
 from translations.detection import detect
 from translations.translator import Translator
 
@@ -33,14 +32,19 @@ class EscoVocabulary:
 
     def __init__(
         self,
-        matcher: Matcher | None,
+        matcher: Callable[[], Matcher | None],
         translator: Callable[[], Translator | None],
         conversation: Conversation,
     ):
-        self.matcher = matcher
-        # A factory: only words in other languages need a translator.
+        # Factories: most answers are not jobs or skills and need no matcher,
+        # and only words in other languages need a translator.
+        self._matcher = matcher
         self.translator = translator
         self.conversation = conversation
+
+    @property
+    def matcher(self) -> Matcher | None:
+        return self._matcher()
 
     @property
     def available(self) -> bool:
@@ -48,12 +52,13 @@ class EscoVocabulary:
 
     def match(self, text: str, language: str | None, kind: str) -> list[dict]:
         """Return the ESCO concepts of `kind` that `text` names, as offer items."""
-        if self.matcher is None:
+        matcher = self.matcher
+        if matcher is None:
             return []
         found = detect(text)
         written_in = found.code if found else language or "fi"
         query, query_language = self._matchable(text, written_in)
-        matches = self.matcher.search(query, query_language, kind, OFFERED)
+        matches = matcher.search(query, query_language, kind, OFFERED)
         logger.info(
             "conversation %s: %d ESCO %s matches (%s via %s)",
             self.conversation.id,
@@ -63,17 +68,18 @@ class EscoVocabulary:
             query_language,
         )
 
-        return [self._item(match, language) for match in matches]
+        return [self._item(matcher, m.uri, language, m.score) for m in matches]
 
     def suggest_skills(
         self, occupations: list[str], language: str | None
     ) -> list[dict]:
         """Return the essential skills of the confirmed `occupations` to offer."""
-        if self.matcher is None:
+        matcher = self.matcher
+        if matcher is None:
             return []
-        skills = self.matcher.essential_skills(occupations, SUGGESTED_SKILLS)
+        skills = matcher.essential_skills(occupations, SUGGESTED_SKILLS)
 
-        return [self._concept_item(uri, language, None) for uri in skills]
+        return [self._item(matcher, uri, language, None) for uri in skills]
 
     def _matchable(self, text: str, language: str) -> tuple[str, str]:
         """Return `text` in a language ESCO's labels are in, if it can be."""
@@ -95,21 +101,18 @@ class EscoVocabulary:
         # No package: the multilingual embeddings still see the words.
         return text, language
 
-    def _item(self, match: Match, language: str | None) -> dict[str, Any]:
-        return self._concept_item(match.uri, language, match.score)
-
-    def _concept_item(
-        self, uri: str, language: str | None, score: float | None
+    @staticmethod
+    def _item(
+        matcher: Matcher, uri: str, language: str | None, score: float | None
     ) -> dict[str, Any]:
-        assert self.matcher is not None  # noqa: S101 - checked by the callers
-        position = self.matcher.position[uri]
+        position = matcher.position[uri]
 
         return {
             "uri": uri,
-            "kind": self.matcher.kinds[position],
-            "code": self.matcher.codes[position],
-            "isco_group": self.matcher.isco_groups[position],
-            "label": self.matcher.label(uri, language),
-            "label_fi": self.matcher.label(uri, "fi"),
+            "kind": matcher.kinds[position],
+            "code": matcher.codes[position],
+            "isco_group": matcher.isco_groups[position],
+            "label": matcher.label(uri, language),
+            "label_fi": matcher.label(uri, "fi"),
             "score": score,
         }

@@ -26,8 +26,9 @@ _lock = threading.Lock()
 def get_matcher(app: Flask) -> Matcher | None:
     """Return the app's ESCO matcher, loaded once, or None without an index.
 
-    A new import is picked up: the index file's change time is checked on
-    every call, which is one stat().
+    A new import is noticed (one stat() per call). A worker loads the index
+    before it forks, so restart workers after an import: a work horse that
+    notices it loads the index again for each job.
     """
     path = app.config["POLKU"].esco_index
     try:

@@ -69,7 +69,7 @@ def import_command(
 
         count = embed_labels(index, embedder, embedded)
         click.echo(f"Embedded {count} new labels.")
-    click.echo(f"Index: {index}")
+    click.echo(f"Index: {index}. Restart the workers to load it.")
 
 
 @esco_cli.command("status")

@@ -77,8 +77,16 @@ def available() -> E5Embedder | None:
     return E5Embedder()
 
 
+# One engine per pool process, loaded with its first chunk.
+_pool_embedder: E5Embedder | None = None
+
+
 def _embed_chunk(texts: list[str]) -> np.ndarray:
-    return E5Embedder().embed(texts)
+    global _pool_embedder
+    if _pool_embedder is None:
+        _pool_embedder = E5Embedder()
+
+    return _pool_embedder.embed(texts)
 
 
 def embed_many(
