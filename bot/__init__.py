@@ -44,10 +44,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     conversation.init_app(app)
     cli.init_app(app)
 
-    from bot import webchat, webhooks
+    from bot import casepage, webchat, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(webchat.bp)
+    app.register_blueprint(casepage.bp)
     app.register_error_handler(HTTPException, _http_error)
 
     return app

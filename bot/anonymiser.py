@@ -67,6 +67,8 @@ NAME_CUES = (
     "saaxiibkay", "walaalkay", "walaashay", "mu sõber", "mu vend", "mu õde",
 )  # fmt: skip
 # Words after which a known name counts even if it is also an ordinary word.
+# The last two or three words of a message, after the end of a sentence.
+SIGN_OFF = re.compile(r"(?:[.!?؟]\s+|\n\s*)([^\W\d_]+(?:[ \-][^\W\d_]+){1,2})[.!]?\s*$")
 WEAK_NAME_CUES = (
     "olen", "tässä", "täällä", "jag är", "i am", "i'm", "this is", "it's",
     "я", "это", "це", "أنا", "انا", "من", "waxaan ahay", "aniga", "mina olen",
@@ -330,7 +332,7 @@ class PersonRecognizer(EntityRecognizer):
         words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(text)]
         strong, weak = (
             _cued_positions(text, NAME_CUES),
-            _cued_positions(text, WEAK_NAME_CUES),
+            _cued_positions(text, WEAK_NAME_CUES) | _sign_off(text),
         )
         found: list[tuple[int, int]] = []
         index = 0
@@ -399,10 +401,21 @@ def _cued_positions(text: str, cues: tuple[str, ...]) -> set[int]:
     folded = text.casefold()
     positions = set()
     for cue in cues:
-        for match in re.finditer(rf"(?<!\w){re.escape(cue)}[\s:,]+", folded):
+        for match in re.finditer(rf"(?<!\w){re.escape(cue)}[\s:,،]+", folded):
             positions.add(match.end())
 
     return positions
+
+
+def _sign_off(text: str) -> set[int]:
+    """Return where a message's last two or three words start, after a sentence.
+
+    "... (Estonian bank). Mari Tamm": a signature. Names there that are also
+    ordinary words count, as after "I am".
+    """
+    match = SIGN_OFF.search(text)
+
+    return {match.start(1)} if match else set()
 
 
 @cache

@@ -15,6 +15,9 @@ from bot.models import AuditEntry
 logger = logging.getLogger(__name__)
 
 ERASURE, DATA_SUMMARY = "erasure", "data_summary"
+# A case passed to counsellors (the e-mail), and a counsellor opening one.
+HANDOFF, CASE_VIEW = "handoff", "case_view"
+CASE_TAKEN, CASE_REPLY = "case_taken", "case_reply"
 
 
 def record(

@@ -32,9 +32,10 @@ flows_cli = AppGroup("flows", help="Check the flow files counsellors write.")
 @flows_cli.command("check")
 def check_flows() -> None:
     """Read and check every flow, rule and service; exit 1 on the first fault."""
-    directory = current_app.config["POLKU"].flows_dir or FLOWS_DIR
+    settings = current_app.config["POLKU"]
+    directory = settings.flows_dir or FLOWS_DIR
     try:
-        flows = load_flows(directory)
+        flows = load_flows(directory, settings.teams_file)
     except FlowError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -45,6 +46,14 @@ def check_flows() -> None:
         f"rules, {len(flows.rules.services)} services in {directory}"
     )
     click.echo(f"{unchecked} facts about services are marked for the city to check.")
+    if flows.teams is not None:
+        unset = [team.id for team in flows.teams.teams.values() if team.unset]
+        if unset:
+            click.echo(
+                f"{len(unset)} team(s) still have placeholder e-mail addresses "
+                f"({', '.join(unset)}): handoffs go to instance/outbox/ until they "
+                "are set, and SMTP_URL is refused."
+            )
 
 
 @click.command("chat")

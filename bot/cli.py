@@ -32,6 +32,7 @@ keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 
 def init_app(app: Flask) -> None:
     from bot.chat_cli import chat, flows_cli
+    from bot.handoff_cli import counsellors_cli, handoffs_cli
     from esco.cli import esco_cli
     from translations.cli import translations_cli
 
@@ -40,6 +41,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(llm_check)
     app.cli.add_command(chat)
     app.cli.add_command(flows_cli)
+    app.cli.add_command(handoffs_cli)
+    app.cli.add_command(counsellors_cli)
     app.cli.add_command(serve)
     app.cli.add_command(worker)
     app.cli.add_command(scheduler)
@@ -123,9 +126,12 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     # Load the language models before forking work horses: each job starts warm.
     preload()
     preload_esco(app)
-    if settings.translator == "argos" and installed_packages(settings.packages_dir):
-        # Translation jobs anonymise first: load Presidio and Argos once, here.
+    argos = settings.translator == "argos" and installed_packages(settings.packages_dir)
+    if argos or settings.llm_enabled:
+        # Text for a translator or a language model is anonymised first: load
+        # Presidio once, here, not in every work horse.
         analyzer()
+    if argos:
         preload_argos()
     queue = get_queue(app)
     PolkuWorker([queue], connection=queue.connection).work(

@@ -20,17 +20,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
+
 from bot.errors import ConfigError
 from bot.gate import AnonymisedText
 from bot.models import Client, Conversation, utcnow
 from bot.records import record_classes
 from flows import FLOWS_DIR, FlowSet, engine, load_flows
+from flows.answers import looks_like_question
 from flows.model import FREE_TEXT_TYPES, FlowError
 from translations import LANGUAGES, LANGUAGES_BY_CODE, fold, text, words
 from translations.detection import Detection, detect
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from bot.questions import ServiceDesk
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
 ERASE, DATA_SUMMARY, PRIVACY_REPLY = "erase", "data_summary", "privacy_reply"
 # The client answered in their own words: translate it for the counsellor.
 TRANSLATE = "translate"
+# The interview ended or the client asked for a person: open a handoff.
+HANDOFF = "handoff"
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,12 @@ class Dialogue:
     privacy_url: str = "/privacy"
     # ESCO for one conversation's occupation and skills steps; None: words only.
     vocabulary: Callable[[Conversation], engine.Vocabulary | None] | None = None
+    # The language model for one conversation; None or None returned:
+    # deterministic mode.
+    assistant: Callable[[Conversation], engine.Assistant | None] | None = None
+    # Answers a conversation's questions about services; None: from the
+    # entries alone.
+    desk: Callable[[Conversation], ServiceDesk] | None = None
 
     @classmethod
     def load(
@@ -114,9 +127,10 @@ class Dialogue:
         contact: str = "",
         directory: Path | None = None,
         privacy_url: str = "/privacy",
+        teams_file: Path | None = None,
     ) -> Dialogue:
         """Read the catalogues' commands and the flows; raise `FlowError` if broken."""
-        flows = load_flows(directory or FLOWS_DIR)
+        flows = load_flows(directory or FLOWS_DIR, teams_file)
         return cls(Commands.load(), flows, contact, privacy_url)
 
 
@@ -126,12 +140,27 @@ def init_app(app: Flask) -> None:
         settings = app.config["POLKU"]
         base = (settings.public_base_url or "").rstrip("/")
         dialogue = Dialogue.load(
-            settings.service_contact, settings.flows_dir, f"{base}/privacy"
+            settings.service_contact,
+            settings.flows_dir,
+            f"{base}/privacy",
+            settings.teams_file,
         )
     except FlowError as exc:
         raise ConfigError(str(exc)) from exc
+    teams = dialogue.flows.teams
+    unset = [team.id for team in teams.teams.values() if team.unset] if teams else []
+    if settings.smtp_url and unset:
+        # Mail to a placeholder address bounces: the case would be lost.
+        raise ConfigError(
+            f"TEAMS: team {unset[0]!r} still has a placeholder e-mail address; "
+            "write the real addresses in flows/teams.yaml or in the file TEAMS_FILE "
+            "names before setting SMTP_URL"
+        )
     app.extensions["polku.dialogue"] = replace(
-        dialogue, vocabulary=partial(_vocabulary, app)
+        dialogue,
+        vocabulary=partial(_vocabulary, app),
+        assistant=partial(_assistant, app),
+        desk=partial(_desk, app, dialogue.flows),
     )
 
 
@@ -142,6 +171,27 @@ def _vocabulary(app: Flask, conversation: Conversation) -> engine.Vocabulary:
 
     return EscoVocabulary(
         partial(get_matcher, app), partial(get_translator, app), conversation
+    )
+
+
+def _assistant(app: Flask, conversation: Conversation) -> engine.Assistant | None:
+    from bot.llm import get_language_model
+
+    model = get_language_model(app)
+    if model is None:
+        return None
+    from bot.assistant import ModelAssistant
+
+    return ModelAssistant(model, conversation)
+
+
+def _desk(app: Flask, flows: FlowSet, conversation: Conversation) -> ServiceDesk:
+    from bot.llm import get_language_model
+    from bot.questions import ServiceDesk
+    from translations.translator import get_translator
+
+    return ServiceDesk(
+        flows, conversation, get_language_model(app), partial(get_translator, app)
     )
 
 
@@ -197,7 +247,8 @@ def respond(
     `events` receives ERASE when the client confirmed erasure (the caller
     erases), DATA_SUMMARY when they were told what is stored (to audit), and
     PRIVACY_REPLY when the replies must go out even after STOP, and TRANSLATE
-    when a free-text answer waits to be translated for the counsellor.
+    when free-text answers wait to be translated or the interview ended (the
+    counsellor's summary is then drafted).
     """
     word = keyword(body)
     commands, language = dialogue.commands, client.language
@@ -215,7 +266,8 @@ def respond(
         conversation.stage = CHOOSING_LANGUAGE
         return [_language_menu(language)]
     if word in commands.human:
-        return _hand_off(client, conversation, dialogue)
+        events.append(TRANSLATE)
+        return _hand_off(client, conversation, dialogue, events)
 
     if conversation.stage == NEW:
         conversation.stage = CHOOSING_LANGUAGE
@@ -305,6 +357,8 @@ def _interview_turn(
         _save_interview(conversation, state)
         return outcome.replies
     if conversation.stage == DONE:
+        if looks_like_question(body):
+            return _answer_question(conversation, body, language, dialogue)
         return [text("flow.already_finished", language)]
     if word in dialogue.commands.start:
         return [engine.current_question(flow, state, language)]
@@ -317,18 +371,46 @@ def _interview_turn(
             )
     if word in dialogue.commands.back:
         outcome = engine.go_back(flow, state, language)
+    elif engine.is_question(flow, state, body, language):
+        replies = _answer_question(conversation, body, language, dialogue)
+        return [*replies, engine.current_question(flow, state, language)]
     else:
         step = flow.steps[state["step"]]
         vocabulary = dialogue.vocabulary(conversation) if dialogue.vocabulary else None
-        outcome = engine.answer(flow, state, body, language, vocabulary=vocabulary)
-        if step.type in FREE_TEXT_TYPES and step.slot in state["slots"]:
+        assistant = dialogue.assistant(conversation) if dialogue.assistant else None
+        outcome = engine.answer(
+            flow, state, body, language, vocabulary=vocabulary, assistant=assistant
+        )
+        if outcome.ended or (
+            step.type in FREE_TEXT_TYPES and step.slot in state["slots"]
+        ):
+            # Answers in Finnish, and at the end the summary's draft.
             events.append(TRANSLATE)
     _save_interview(conversation, state)
     if outcome.ended:
         _finish(client, conversation, dialogue, reason="finished")
-        return outcome.replies
+        events.append(HANDOFF)
+        return [*outcome.replies, *_promise(conversation, dialogue, language)]
 
     return outcome.replies + _offer_switch(client, conversation, body)
+
+
+def _answer_question(
+    conversation: Conversation, body: str, language: str | None, dialogue: Dialogue
+) -> list[str]:
+    """Answer a question about services; keep its topic, never its words."""
+    if dialogue.desk is not None:
+        desk = dialogue.desk(conversation)
+    else:
+        from bot.questions import ServiceDesk
+
+        desk = ServiceDesk(dialogue.flows, conversation)
+    answered = desk.answer(body, language)
+    asked = (conversation.state or {}).get("questions", [])
+    record = {"topic": answered.topic, "cited": list(answered.cited)}
+    conversation.state = {**(conversation.state or {}), "questions": [*asked, record]}
+
+    return answered.replies
 
 
 def _offer_switch(client: Client, conversation: Conversation, body: str) -> list[str]:
@@ -425,8 +507,9 @@ def _finish(
 
 
 def _hand_off(
-    client: Client, conversation: Conversation, dialogue: Dialogue
+    client: Client, conversation: Conversation, dialogue: Dialogue, events: list[str]
 ) -> list[str]:
+    """Pass the case to a person; after the interview, its handoff is open already."""
     language = client.language
     state = _interview(conversation)
     if conversation.stage == DONE:
@@ -437,7 +520,38 @@ def _hand_off(
             engine.hand_off(state, language)
             _save_interview(conversation, state)
         _finish(client, conversation, dialogue, reason="client_asked_for_a_person")
-    return [_in_language("flow.human", language)]
+    # Opening is idempotent: one conversation is one case for the counsellors.
+    events.append(HANDOFF)
+
+    return [
+        _in_language("flow.human", language),
+        *_promise(conversation, dialogue, language),
+    ]
+
+
+def _promise(
+    conversation: Conversation, dialogue: Dialogue, language: str | None
+) -> list[str]:
+    """Tell the client honestly by when a counsellor will be in touch."""
+    teams = dialogue.flows.teams
+    if teams is None:
+        return []
+    outcome = (conversation.state or {}).get("outcome") or {}
+    since = datetime.fromisoformat(outcome["at"]) if outcome.get("at") else utcnow()
+    deadline = teams.reply.deadline(since)
+    # Before a language is chosen, in Finnish and English like other texts.
+    chosen = [language] if language in LANGUAGES_BY_CODE else ["fi", "en"]
+    lines = [
+        text(
+            "handoff.contact",
+            code,
+            days=teams.reply.working_days,
+            date=format_skeleton("MMMMEEEEd", deadline, locale=code),
+        )
+        for code in chosen
+    ]
+
+    return ["\n\n".join(lines)]
 
 
 def _remember_stage(conversation: Conversation) -> None:

@@ -100,7 +100,7 @@ def translate_answers(
     answers got a new translation entry (translated or not).
     """
     with db.transaction() as session:
-        conversation = _locked(session, conversation_id)
+        conversation = locked_conversation(session, conversation_id)
         if conversation is None:
             return 0
         work = _prepare(conversation, flow, translator)
@@ -109,7 +109,7 @@ def translate_answers(
 
     results = [(item, _translate(translator, item)) for item in work]
     with db.transaction() as session:
-        conversation = _locked(session, conversation_id)
+        conversation = locked_conversation(session, conversation_id)
         if conversation is None:
             return 0
         stored = _keep(conversation, results)
@@ -118,8 +118,6 @@ def translate_answers(
     return stored
 
 
-# TODO(#8): the handoff job must call translate_answers before it writes the
-# e-mail, so that a translation job Redis lost leaves no answer "pending".
 def translate_in_place(
     conversation: Conversation, translator: Translator, flow: Flow
 ) -> int:
@@ -129,7 +127,8 @@ def translate_in_place(
     return _keep(conversation, [(item, _translate(translator, item)) for item in work])
 
 
-def _locked(session: Session, conversation_id: int) -> Conversation | None:
+def locked_conversation(session: Session, conversation_id: int) -> Conversation | None:
+    """Return the conversation, holding its client's lock (FOR UPDATE)."""
     client_id = session.scalar(
         select(Conversation.client_id).where(Conversation.id == conversation_id)
     )

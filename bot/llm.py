@@ -75,7 +75,10 @@ class Backend(Protocol):
     model: str
 
     def chat(
-        self, messages: list[dict[str, str]], schema: dict[str, Any] | None
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        name: str = "answer",
     ) -> Completion: ...
 
 
@@ -213,7 +216,7 @@ class LanguageModel:
             raise ModelUnavailableError("the language model is paused after failures")
         began = time.monotonic()
         try:
-            completion = self.backend.chat(messages, schema)
+            completion = self.backend.chat(messages, schema, prompt.template)
         except BackendError as exc:
             self.breaker.failed()
             latency = int((time.monotonic() - began) * 1000)

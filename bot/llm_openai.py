@@ -8,6 +8,7 @@ what still fails becomes a `BackendError` for bot/llm.py's circuit breaker.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import openai
@@ -38,14 +39,21 @@ class OpenAICompatible:
         )
 
     def chat(
-        self, messages: list[dict[str, str]], schema: dict[str, Any] | None
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        name: str = "answer",
     ) -> Completion:
-        """Ask for a completion; with `schema`, for JSON that fits it."""
+        """Ask for a completion; with `schema` (named `name`), for JSON fitting it."""
         options: dict[str, Any] = {}
         if schema is not None:
             options["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+                "json_schema": {
+                    "name": re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64],
+                    "schema": schema,
+                    "strict": True,
+                },
             }
         try:
             response = self.client.chat.completions.create(

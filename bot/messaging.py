@@ -23,6 +23,7 @@ from bot.channels import SMS, WEB, WHATSAPP, Channel
 from bot.conversation import (
     DATA_SUMMARY,
     ERASE,
+    HANDOFF,
     PRIVACY_REPLY,
     TRANSLATE,
     Dialogue,
@@ -31,6 +32,7 @@ from bot.conversation import (
 )
 from bot.db import Database
 from bot.errors import ChannelError, RecipientOptedOutError
+from bot.handoff import FINISHED, PERSON_REQUESTED, open_handoff
 from bot.models import Client, Conversation, Message, utcnow
 from bot.queue import enqueue_inbound, enqueue_send
 from bot.segments import count_segments, split_reply
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 INBOUND, OUTBOUND = "in", "out"
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
 PRIVACY = "privacy"
+# A counsellor's reply, written in Finnish: held back until the worker has
+# put it into the client's language, then queued like any reply.
+COUNSELLOR, TRANSLATING = "counsellor", "translating"
 PHONE_CHANNELS = frozenset({SMS, WHATSAPP})
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "queued",
@@ -72,6 +77,8 @@ class Answered:
     reply_ids: list[int]
     client_id: int | None = None
     translate: bool = False
+    # A case opened for the counsellors, whose e-mail is to be sent.
+    handoff_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,13 +240,26 @@ def answer(
                 record_class="message",
                 reason="the client asked what is stored (MY DATA)",
             )
+        handoff_id = None
+        if HANDOFF in events and dialogue.flows.teams is not None:
+            reason = (conversation.state or {}).get("outcome", {}).get("reason")
+            handoff = open_handoff(
+                session,
+                client,
+                conversation,
+                dialogue.flows.teams,
+                FINISHED if reason == "finished" else PERSON_REQUESTED,
+            )
+            handoff_id = handoff.id if handoff.sent_at is None else None
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id
         message.processed_at = utcnow()
         replies = write_replies(session, client, conversation, texts, channels, purpose)
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
-    return Answered([reply.id for reply in replies], client_id, TRANSLATE in events)
+    return Answered(
+        [reply.id for reply in replies], client_id, TRANSLATE in events, handoff_id
+    )
 
 
 def _stored(session: Session, client: Client) -> Stored:
@@ -526,3 +546,22 @@ def queue_outbound(
                 continue
             if enqueue_send(queue, message.id, message.client_id, intervals):
                 message.queued_at = utcnow()
+
+
+def hold_counsellor_reply(
+    session: Session, client: Client, conversation: Conversation, finnish: str
+) -> Message:
+    """Store a counsellor's Finnish reply for the worker to translate and send."""
+    message = Message(
+        client_id=client.id,
+        conversation_id=conversation.id,
+        direction=OUTBOUND,
+        channel=client.channel,
+        body=finnish,
+        status=TRANSLATING,
+        purpose=COUNSELLOR,
+    )
+    session.add(message)
+    session.flush()
+
+    return message

@@ -189,3 +189,40 @@ class ModelCall(Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+
+
+class Handoff(Base):
+    """A case passed to the counsellors: the interview ended or the client asked
+    for a person. Its e-mail carries no contact details, only the reference.
+
+    pending -> sending -> sent; a failed send goes back to pending for its
+    retries and ends failed when they run out. Taken once a counsellor has it.
+    """
+
+    __tablename__ = "handoffs"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What counsellors quote: short, unguessable, no meaning of its own.
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    # Emptied when the client's data is deleted (on request or by retention);
+    # the row itself, which holds no personal data, is kept as the record that
+    # a case was passed on (record class `handoff`).
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    team: Mapped[str] = mapped_column(String(32))
+    # "finished" or "person_requested" (the interview was not finished).
+    reason: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The kind of the last failure (an exception's class), never its text.
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    taken_by: Mapped[str | None] = mapped_column(String(64))

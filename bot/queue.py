@@ -129,10 +129,52 @@ def enqueue_translation(
     )
 
 
+def enqueue_handoff(
+    queue: Queue,
+    handoff_id: int,
+    client_id: int,
+    intervals: tuple[int, ...],
+    again: bool = False,
+) -> bool:
+    """Queue the e-mail of handoff `handoff_id`; False if Redis is down.
+
+    On the client's turn, after the translation of their last answers. Its
+    retries span hours (HANDOFF_RETRY_INTERVALS); best effort like
+    `enqueue_inbound`, since the sweep queues a pending handoff again.
+    `again` queues it even if a job for it is known: the operator's retry
+    after the last one failed.
+    """
+    function = "workers.handoff.send_handoff"
+    if again:
+        _forget(queue, f"polku:job:{function}:{handoff_id}")
+    return _enqueue(
+        queue,
+        function,
+        handoff_id,
+        f"polku-client-{client_id}",
+        intervals,
+        f"send handoff {handoff_id}",
+    )
+
+
+def enqueue_reply(
+    queue: Queue, message_id: int, client_id: int, intervals: tuple[int, ...]
+) -> bool:
+    """Queue translating and sending a counsellor's reply, on the client's turn."""
+    return _enqueue(
+        queue,
+        "workers.handoff.translate_reply",
+        message_id,
+        f"polku-client-{client_id}",
+        intervals,
+        f"translate counsellor reply {message_id}",
+    )
+
+
 def _enqueue(
     queue: Queue,
     function: str,
-    message_id: int,
+    record_id: int,
     turn: str,
     intervals: tuple[int, ...],
     description: str,
@@ -141,14 +183,14 @@ def _enqueue(
     # can take. A retried webhook or the sweep finds it and queues nothing more;
     # it is gone when Redis lost its data or the job outlived it, which is
     # exactly when queueing again is right.
-    marker = f"polku:job:{function}:{message_id}"
+    marker = f"polku:job:{function}:{record_id}"
     ttl = sum(intervals) + JOB_TIMEOUT * (len(intervals) + 1) + MARKER_MARGIN
     try:
         if not queue.connection.set(marker, 1, nx=True, ex=ttl):
             return True
         queue.enqueue(
             function,
-            message_id,
+            record_id,
             rate_limit=RateLimit(turn, 1),
             retry=Retry(max=len(intervals), interval=list(intervals)),
             job_timeout=JOB_TIMEOUT,
@@ -156,7 +198,7 @@ def _enqueue(
             description=description,
         )
     except RedisError:
-        logger.warning("message %s: could not queue it", message_id, exc_info=True)
+        logger.warning("%s: could not queue it", description, exc_info=True)
         _forget(queue, marker)
         return False
 

@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 
 from bot.db import Database
-from bot.models import AuditEntry, Client, Conversation, Message, ModelCall, utcnow
+from bot.models import (
+    AuditEntry,
+    Client,
+    Conversation,
+    Handoff,
+    Message,
+    ModelCall,
+    utcnow,
+)
 from bot.records import record_classes
 
 logger = logging.getLogger(__name__)
@@ -45,6 +53,9 @@ def apply_retention(db: Database, now: datetime | None = None) -> dict[str, int]
         ),
         "model_call": delete(ModelCall).where(
             ModelCall.at < now - classes["model_call"].retention
+        ),
+        "handoff": delete(Handoff).where(
+            Handoff.created_at < now - classes["handoff"].retention
         ),
     }
     counts = {}

@@ -56,6 +56,15 @@ class Settings:
     llm_model: str | None = None
     llm_timeout: float = 15.0
     llm_max_retries: int = 2
+    teams_file: Path | None = None
+    counsellors_file: Path | None = None
+    counsellor_session_minutes: int = 30
+    smtp_url: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "Polku <polku@localhost>"
+    # A handoff e-mail is tried for hours before the operator is alerted.
+    handoff_retry_intervals: tuple[int, ...] = (60, 300, 900, 1800, 3600, 3600, 3600)
     log_level: str = "INFO"
     log_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +86,16 @@ class Settings:
     def llm_enabled(self) -> bool:
         """A model is used only with an API key; without one, deterministic mode."""
         return bool(self.openai_api_key)
+
+    @property
+    def accounts(self) -> Path:
+        """The counsellors' accounts: `flask counsellors add` writes this file."""
+        return self.counsellors_file or self.instance_path / "counsellors.yaml"
+
+    @property
+    def outbox(self) -> Path:
+        """Where handoff e-mails are written when no SMTP server is set."""
+        return self.instance_path / "outbox"
 
     @property
     def esco_index(self) -> Path:
@@ -164,6 +183,30 @@ class Settings:
                 f"LLM_TIMEOUT {self.llm_timeout} must be more than 0 seconds and "
                 f"LLM_MAX_RETRIES {self.llm_max_retries} 0 or more"
             )
+        if self.teams_file is not None and not self.teams_file.is_file():
+            raise ConfigError(
+                f"TEAMS_FILE {str(self.teams_file)!r} is not a file; point it at a "
+                "copy of flows/teams.yaml with the real addresses, or leave it unset"
+            )
+        if not 5 <= self.counsellor_session_minutes <= 480:
+            raise ConfigError(
+                f"COUNSELLOR_SESSION_MINUTES {self.counsellor_session_minutes} must "
+                "be 5 to 480"
+            )
+        if self.smtp_url:
+            from bot.mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url, self.smtp_user, self.smtp_password)
+            if "localhost" in self.mail_from:
+                raise ConfigError(
+                    "MAIL_FROM is not set; with SMTP_URL, set it to the address "
+                    "the handoff e-mails come from, like Polku <polku@mikkeli.fi>"
+                )
+        if not self.handoff_retry_intervals or min(self.handoff_retry_intervals) < 0:
+            raise ConfigError(
+                "HANDOFF_RETRY_INTERVALS must list one or more non-negative numbers "
+                "of seconds, like 60,300,900"
+            )
         if self.max_request_bytes < 1024:
             raise ConfigError(
                 f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
@@ -211,6 +254,20 @@ def load_settings(
         "llm_model": env.get("LLM_MODEL") or None,
         "llm_timeout": _number(env, "LLM_TIMEOUT", 15.0, float),
         "llm_max_retries": _number(env, "LLM_MAX_RETRIES", 2, int),
+        "teams_file": _path(env.get("TEAMS_FILE")),
+        "counsellors_file": _path(env.get("COUNSELLORS_FILE")),
+        "counsellor_session_minutes": _number(
+            env, "COUNSELLOR_SESSION_MINUTES", 30, int
+        ),
+        "smtp_url": env.get("SMTP_URL") or None,
+        "smtp_user": env.get("SMTP_USER") or None,
+        "smtp_password": env.get("SMTP_PASSWORD") or None,
+        "mail_from": env.get("MAIL_FROM") or Settings.mail_from,
+        "handoff_retry_intervals": _intervals(
+            env.get("HANDOFF_RETRY_INTERVALS"),
+            Settings.handoff_retry_intervals,
+            "HANDOFF_RETRY_INTERVALS",
+        ),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
     }
@@ -255,15 +312,18 @@ def _path(raw: str | None) -> Path | None:
     return Path(raw).resolve() if raw else None
 
 
-def _intervals(raw: str | None) -> tuple[int, ...]:
+def _intervals(
+    raw: str | None,
+    default: tuple[int, ...] = Settings.retry_intervals,
+    name: str = "RETRY_INTERVALS",
+) -> tuple[int, ...]:
     if not raw:
-        return Settings.retry_intervals
+        return default
     try:
         return tuple(int(part) for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(
-            f"RETRY_INTERVALS {raw!r} must be seconds separated by commas, "
-            "like 10,30,120"
+            f"{name} {raw!r} must be seconds separated by commas, like 10,30,120"
         ) from None
 
 

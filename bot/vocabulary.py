@@ -50,8 +50,14 @@ class EscoVocabulary:
     def available(self) -> bool:
         return self.matcher is not None
 
-    def match(self, text: str, language: str | None, kind: str) -> list[dict]:
-        """Return the ESCO concepts of `kind` that `text` names, as offer items."""
+    def match(
+        self, text: str, language: str | None, kind: str, terms: tuple[str, ...] = ()
+    ) -> list[dict]:
+        """Return the ESCO concepts of `kind` that `text` names, as offer items.
+
+        `terms` are English names a language model read from the answer; their
+        matches join those of the client's own words, the best of each first.
+        """
         matcher = self.matcher
         if matcher is None:
             return []
@@ -59,6 +65,9 @@ class EscoVocabulary:
         written_in = found.code if found else language or "fi"
         query, query_language = self._matchable(text, written_in)
         matches = matcher.search(query, query_language, kind, OFFERED)
+        if terms:
+            read = [matcher.search(term, "en", kind, OFFERED) for term in terms]
+            matches = _best_of([*read, matches], OFFERED)
         logger.info(
             "conversation %s: %d ESCO %s matches (%s via %s)",
             self.conversation.id,
@@ -116,3 +125,14 @@ class EscoVocabulary:
             "label_fi": matcher.label(uri, "fi"),
             "score": score,
         }
+
+
+def _best_of(rankings: list[list[Any]], limit: int) -> list[Any]:
+    """Merge rankings by taking turns, each concept once, up to `limit`."""
+    merged: dict[str, Any] = {}
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank].uri not in merged:
+                merged[ranking[rank].uri] = ranking[rank]
+
+    return list(merged.values())[:limit]

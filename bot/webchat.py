@@ -28,6 +28,7 @@ from bot.messaging import (
     FAILED,
     OUTBOUND,
     SUPPRESSED,
+    TRANSLATING,
     Inbound,
     address_hash,
     clean_text,
@@ -45,8 +46,9 @@ PRIVACY_FILE = Path(__file__).resolve().parent.parent / "PRIVACY.md"
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 PAGE_SIZE = 100
-# Replies that were never sent (after STOP, or refused) are not shown either.
-HIDDEN_STATUSES = (SUPPRESSED, FAILED)
+# Replies that were never sent (after STOP, or refused) are not shown either,
+# nor a counsellor's reply still on its way into the client's language.
+HIDDEN_STATUSES = (SUPPRESSED, FAILED, TRANSLATING)
 
 
 def _chat_id(create: bool) -> str | None:

@@ -6,6 +6,7 @@ nothing downloaded). It is optional: without it the matcher is lexical only.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ class E5Embedder:
 
     def __init__(self) -> None:
         self._model: Any = None
+        self._thread_limits: list[Callable[[int], Any]] = []
 
     @property
     def name(self) -> str:
@@ -55,6 +57,13 @@ class E5Embedder:
                     del os.environ["OMP_NUM_THREADS"]
                 else:
                     os.environ["OMP_NUM_THREADS"] = previous
+            # Another library (PyTorch, through spaCy) may have loaded its own
+            # OpenMP runtime first, which the engine then shares and which read
+            # the environment before we set it: tell every runtime directly.
+            self._thread_limits = _openmp_thread_limits()
+        # The limit is kept per thread: set it in the thread that embeds.
+        for limit in self._thread_limits:
+            limit(1)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -64,6 +73,27 @@ class E5Embedder:
         rows = self._loaded().query(list(texts))
 
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+
+def _openmp_thread_limits() -> list[Callable[[int], Any]]:
+    """Return `omp_set_num_threads` of each OpenMP runtime loaded here."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {
+                line.split()[-1]
+                for line in maps
+                if "libgomp" in line or "libomp" in line
+            }
+    except OSError:  # not Linux: the environment variable is all there is
+        return []
+    limits = []
+    for path in sorted(paths):
+        try:
+            limits.append(ctypes.CDLL(path).omp_set_num_threads)
+        except (OSError, AttributeError):
+            logger.debug("esco: no omp_set_num_threads in %s", path)
+
+    return limits
 
 
 def available() -> E5Embedder | None:

@@ -6,17 +6,26 @@ when the app starts, and refuses a broken file with a message naming the step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from flows.model import Flow, FlowError, catalogue_keys, load_flow, load_municipalities
 from flows.rules import RuleBook, load_rules, load_services
+from flows.teams import Teams, load_teams
 from translations import LANGUAGES, load_catalogue
 
 FLOWS_DIR = Path(__file__).parent
 INTERVIEW = "interview"
+# The files in flows/ that are not flows themselves.
+NOT_FLOWS = (
+    "municipalities.yaml",
+    "rules.yaml",
+    "summary.yaml",
+    "questions.yaml",
+    "teams.yaml",
+)
 
 
 @dataclass(frozen=True)
@@ -27,18 +36,26 @@ class FlowSet:
     rules: RuleBook
     # Summary section -> the steps whose answers it shows (summary.yaml).
     summary: dict[str, tuple[str, ...]]
+    # Topics of questions only a counsellor answers (questions.yaml).
+    counsellor_only: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Who receives handoffs, and the reply time promised (teams.yaml).
+    teams: Teams | None = None
 
     @property
     def interview(self) -> Flow:
         return self.flows[INTERVIEW]
 
 
-def load_flows(directory: Path = FLOWS_DIR) -> FlowSet:
-    """Read and check every flow in `directory`; raise `FlowError` at a fault."""
+def load_flows(directory: Path = FLOWS_DIR, teams_file: Path | None = None) -> FlowSet:
+    """Read and check every flow in `directory`; raise `FlowError` at a fault.
+
+    The teams come from `teams_file` when given (TEAMS_FILE: the city's real
+    addresses, kept outside the repository), else from the folder's teams.yaml.
+    """
     municipalities = load_municipalities(directory / "municipalities.yaml")
     flows = {}
     for path in sorted(directory.glob("*.yaml")):
-        if path.name in ("municipalities.yaml", "rules.yaml", "summary.yaml"):
+        if path.name in NOT_FLOWS:
             continue
         flow = load_flow(path, municipalities)
         check_texts(flow)
@@ -48,8 +65,31 @@ def load_flows(directory: Path = FLOWS_DIR) -> FlowSet:
     services = load_services(directory / "services")
     rules = load_rules(directory / "rules.yaml", flows[INTERVIEW], services)
     summary = load_summary(directory / "summary.yaml", flows[INTERVIEW])
+    counsellor_only = load_topics(directory / "questions.yaml", "counsellor_only")
+    teams = load_teams(teams_file or directory / "teams.yaml", flows[INTERVIEW])
 
-    return FlowSet(flows=flows, rules=rules, summary=summary)
+    return FlowSet(
+        flows=flows,
+        rules=rules,
+        summary=summary,
+        counsellor_only=counsellor_only,
+        teams=teams,
+    )
+
+
+def load_topics(path: Path, key: str) -> dict[str, tuple[str, ...]]:
+    """Read a mapping of topics to word lists; raise `FlowError` if malformed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except yaml.YAMLError as exc:
+        raise FlowError(f"QUESTIONS {path}: cannot be read as YAML: {exc}") from exc
+    topics = (data or {}).get(key) or {}
+    if not isinstance(topics, dict) or not all(
+        isinstance(words, list) and words for words in topics.values()
+    ):
+        raise FlowError(f"QUESTIONS {path}: {key} maps each topic to a list of words")
+
+    return {str(topic): tuple(map(str, words)) for topic, words in topics.items()}
 
 
 SUMMARY_SECTIONS = ("situation", "strengths", "goals", "obstacles")

@@ -31,6 +31,9 @@ YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})\s*[./\-]\s*(\d{1,2})(?!\d)")
 FULL_DATE = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 FIRST_YEAR, MAX_TEXT = 1900, 1000
+# "the", "and the", "with the", "for the": Arabic writes them joined to the word.
+ARABIC_ARTICLE = re.compile(r"^(?:وال|بال|لل|ال)")
+QUESTION_MARKS = ("?", "؟", "？")
 FUZZY_CUTOFF = 0.8
 
 
@@ -70,6 +73,43 @@ def parse_answer(step: Step, answer: str, language: str | None) -> Any:
         return _date(cleaned)
 
     return _text(answer)
+
+
+def check_value(step: Step, value: Any) -> Any:
+    """Return `value` if it is a valid slot value for `step`, or raise `AnswerError`.
+
+    For values that did not come from the client's keyboard (a language model's
+    reading): the same limits as typed answers.
+    """
+    invalid = AnswerError("flow.reask.text")
+    if step.type == "multi_choice":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(item in step.choice_values for item in value)
+        ):
+            raise invalid
+        return list(dict.fromkeys(value))
+    if step.type in CHOICE_TYPES:
+        if value not in step.choice_values:
+            raise invalid
+        return value
+    if step.type == "yes_no":
+        if not isinstance(value, bool):
+            raise invalid
+        return value
+    if step.type == "number":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid
+        return _number(step, str(value))
+    if step.type == "month_year":
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}(-\d{2})?", value):
+            raise invalid
+        return _month_year(value, None)
+    if not isinstance(value, str):
+        raise invalid
+
+    return _text(value)
 
 
 def _reask_choice(step: Step) -> AnswerError:
@@ -282,3 +322,31 @@ def parse_selection(answer: str, count: int) -> list[int] | None:
         raise AnswerError("esco.reask", count=count)
 
     return list(dict.fromkeys(n - 1 for n in numbers))
+
+
+def looks_like_question(answer: str) -> bool:
+    """True for a message of two words or more that ends in a question mark."""
+    cleaned = answer.strip().rstrip("!. ")
+
+    return cleaned.endswith(QUESTION_MARKS) and len(cleaned.split()) >= 2
+
+
+def find_topic(topics: dict[str, tuple[str, ...]], message: str) -> str | None:
+    """Return the first topic one of whose words begins a word of `message`.
+
+    Topics list the beginnings of words ("tervey" for terveys, terveyden); a
+    phrase of several words must appear as it is.
+    """
+    found = re.findall(r"[\w'’]+", fold(message).casefold())
+    joined = " ".join(found)
+    tokens = [*found, *(ARABIC_ARTICLE.sub("", token) for token in found)]
+    for topic, words_of_topic in topics.items():
+        for word in words_of_topic:
+            stem = fold(word).casefold()
+            if " " in stem:
+                if stem in joined:
+                    return topic
+            elif any(token.startswith(stem) for token in tokens):
+                return topic
+
+    return None

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from flows.answers import AnswerError, parse_answer, parse_selection
+from flows.answers import (
+    AnswerError,
+    check_value,
+    looks_like_question,
+    parse_answer,
+    parse_selection,
+)
 from flows.model import CHOICE_TYPES, END, FREE_TEXT_TYPES, Flow, Step
 from translations import text
 
@@ -39,11 +45,45 @@ class Vocabulary(Protocol):
     @property
     def available(self) -> bool: ...
 
-    def match(self, text: str, language: str | None, kind: str) -> list[dict]: ...
+    def match(
+        self, text: str, language: str | None, kind: str, terms: tuple[str, ...] = ()
+    ) -> list[dict]: ...
 
     def suggest_skills(
         self, occupations: list[str], language: str | None
     ) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a language model read from one answer (bot/assistant.py).
+
+    The engine checks every value against the flow before it keeps it.
+    """
+
+    # This step's value, for an answer the rules could not read.
+    value: Any = None
+    # What an occupation or skills answer names, in English, for ESCO.
+    terms: tuple[str, ...] = ()
+    # Values of later `read_ahead` steps that the client already gave.
+    ahead: dict[str, Any] = field(default_factory=dict)
+    # One question for a vague answer, in the client's language.
+    follow_up: str | None = None
+
+
+class Assistant(Protocol):
+    """The language model as the engine sees it; None in deterministic mode."""
+
+    def read(
+        self,
+        flow: Flow,
+        step: Step,
+        answer: str,
+        language: str | None,
+        *,
+        state: dict[str, Any],
+        follow_up: bool,
+    ) -> Reading | None: ...
 
 
 @dataclass
@@ -86,6 +126,9 @@ def current_question(flow: Flow, state: dict[str, Any], language: str | None) ->
     offer = state.get("offer")
     if offer and offer["step"] == state["step"]:
         return _offer_text(flow, offer, language)
+    pending = state.get("follow_up")
+    if pending and pending["step"] == state["step"]:
+        return pending["text"]
 
     return question(flow, state["step"], language)
 
@@ -114,11 +157,16 @@ def answer(
     *,
     today: date | None = None,
     vocabulary: Vocabulary | None = None,
+    assistant: Assistant | None = None,
 ) -> Outcome:
     """Take the client's `reply` to the current step and return what to say next.
 
     An occupation or skills answer is matched to ESCO with `vocabulary`, and
     the client confirms the matches by number before the interview goes on.
+    With an `assistant` (a language model), an answer the rules cannot read is
+    read by the model, a vague free-text answer may get one follow-up, and
+    values the client gave early fill later steps; every value is checked
+    against the flow first.
     """
     step = flow.steps[state["step"]]
     offer = state.get("offer")
@@ -135,22 +183,121 @@ def answer(
             return _move_on(flow, state, step, language, today, vocabulary)
         # Words, not numbers: a new answer in the client's own words.
         state.pop("offer")
+    pending = state.pop("follow_up", None)
+    if pending and pending["step"] == step.id and state["slots"].get(step.slot):
+        # The answer to a follow-up completes the first answer.
+        reply = f"{state['slots'][step.slot]}; {reply}"
+
+    reading = None
     try:
         value = parse_answer(step, reply, language)
     except AnswerError as problem:
-        return _reask(flow, state, step, problem, language, today, vocabulary)
+        reading = _read(assistant, flow, step, reply, language, state, False)
+        value = _checked(step, reading.value if reading else None)
+        if value is None:
+            return _reask(flow, state, step, problem, language, today, vocabulary)
+        _mark_read(state, step.slot, by_model=True)
+    else:
+        _mark_read(state, step.slot, by_model=False)
+        if step.type in FREE_TEXT_TYPES:
+            more = _follow_ups_left(state, step) > 0
+            reading = _read(assistant, flow, step, reply, language, state, more)
 
     state["slots"][step.slot] = value
     if step.type in FREE_TEXT_TYPES:
         # The language it was written in, for translating it for the counsellor.
         state.setdefault("languages", {})[step.slot] = language
     logger.debug("flow %s: step %s answered", flow.name, step.id)
+    if reading is not None:
+        _keep_ahead(flow, state, step, reading.ahead)
+        if reading.follow_up and _follow_ups_left(state, step) > 0:
+            asked = state.setdefault("follow_ups", {})
+            asked[step.id] = asked.get(step.id, 0) + 1
+            state["follow_up"] = {"step": step.id, "text": reading.follow_up}
+            logger.info("flow %s: step %s follow-up asked", flow.name, step.id)
+            return Outcome([reading.follow_up])
+    terms = reading.terms if reading is not None else ()
     if step.type in ESCO_KINDS and _offer_matches(
-        state, step, value, language, vocabulary
+        state, step, value, language, vocabulary, terms
     ):
         return Outcome([current_question(flow, state, language)])
 
     return _move_on(flow, state, step, language, today, vocabulary)
+
+
+def is_question(
+    flow: Flow, state: dict[str, Any], reply: str, language: str | None
+) -> bool:
+    """True when `reply` asks something instead of answering the current step.
+
+    A message ending in a question mark is a question unless it reads as an
+    answer to a step of numbers or choices ("41?").
+    """
+    if not looks_like_question(reply):
+        return False
+    step = flow.steps[state["step"]]
+    if step.type in FREE_TEXT_TYPES or state.get("offer"):
+        return True
+    try:
+        parse_answer(step, reply, language)
+    except AnswerError:
+        return True
+
+    return False
+
+
+def _read(
+    assistant: Assistant | None,
+    flow: Flow,
+    step: Step,
+    reply: str,
+    language: str | None,
+    state: dict[str, Any],
+    follow_up: bool,
+) -> Reading | None:
+    if assistant is None:
+        return None
+
+    return assistant.read(flow, step, reply, language, state=state, follow_up=follow_up)
+
+
+def _checked(step: Step, value: Any) -> Any:
+    """Return a model's `value` for `step` if the flow allows it, else None."""
+    if value is None:
+        return None
+    try:
+        return check_value(step, value)
+    except AnswerError:
+        logger.info("flow: step %s: the model's value is not allowed", step.id)
+        return None
+
+
+def _mark_read(state: dict[str, Any], slot: str, *, by_model: bool) -> None:
+    """Remember which answers a language model read, for the counsellor."""
+    read = [name for name in state.get("read_by_model", []) if name != slot]
+    if by_model:
+        read.append(slot)
+    state["read_by_model"] = read
+
+
+def _follow_ups_left(state: dict[str, Any], step: Step) -> int:
+    return step.follow_ups - state.get("follow_ups", {}).get(step.id, 0)
+
+
+def _keep_ahead(
+    flow: Flow, state: dict[str, Any], step: Step, values: dict[str, Any]
+) -> None:
+    """Keep what the client already told about later steps, if the flow allows."""
+    slots = flow.slots
+    for slot, value in values.items():
+        target = slots.get(slot)
+        if target is None or not target.read_ahead or target.id == step.id:
+            continue
+        if slot in state["slots"]:
+            continue
+        checked = _checked(target, value)
+        if checked is not None:
+            state.setdefault("ahead", {})[slot] = checked
 
 
 def _offer_matches(
@@ -159,6 +306,7 @@ def _offer_matches(
     value: str,
     language: str | None,
     vocabulary: Vocabulary | None,
+    terms: tuple[str, ...] = (),
 ) -> bool:
     """Offer the ESCO concepts that match `value`; False if there are none."""
     mappings = state.setdefault("esco", {})
@@ -166,7 +314,7 @@ def _offer_matches(
         mappings[step.slot] = {"status": UNAVAILABLE, "items": []}
         return False
     kind = ESCO_KINDS[step.type]
-    items = vocabulary.match(value, language, kind)
+    items = vocabulary.match(value, language, kind, terms)
     if not items:
         mappings[step.slot] = {"status": NO_MATCH, "items": []}
         return False
@@ -204,19 +352,27 @@ def _confirm(
 def go_back(flow: Flow, state: dict[str, Any], language: str | None) -> Outcome:
     """Return to the previous question; its old answer is asked again."""
     state.pop("offer", None)
+    state.pop("follow_up", None)
     if state["path"]:
         leaving = flow.steps[state["step"]]
-        state["slots"].pop(leaving.slot, None)
-        state.get("esco", {}).pop(leaving.slot, None)
+        _forget(state, leaving)
         state["step"] = state["path"].pop()
         target = flow.steps[state["step"]]
-        state["slots"].pop(target.slot, None)
-        state.get("esco", {}).pop(target.slot, None)
+        _forget(state, target)
         if target.id in state["skipped"]:
             state["skipped"].remove(target.id)
     state["tries"] = 0
 
     return Outcome([current_question(flow, state, language)])
+
+
+def _forget(state: dict[str, Any], step: Step) -> None:
+    """Drop a step's answer and everything derived from it."""
+    state["slots"].pop(step.slot, None)
+    state.get("esco", {}).pop(step.slot, None)
+    state.get("ahead", {}).pop(step.slot, None)
+    state.get("follow_ups", {}).pop(step.id, None)
+    _mark_read(state, step.slot, by_model=False)
 
 
 def restart(flow: Flow, state: dict[str, Any], language: str | None) -> Outcome:
@@ -272,6 +428,15 @@ def _move_on(
     state["path"].append(step.id)
     state["tries"] = 0
     target = next_step(step, state["slots"], today)
+    ahead = state.get("ahead", {})
+    while target != END and flow.steps[target].slot in ahead:
+        # Already told earlier, in the client's own words: not asked again.
+        known = flow.steps[target]
+        state["slots"][known.slot] = ahead.pop(known.slot)
+        _mark_read(state, known.slot, by_model=True)
+        state["path"].append(known.id)
+        logger.info("flow %s: step %s filled from earlier", flow.name, known.id)
+        target = next_step(known, state["slots"], today)
     if target == END:
         state["status"] = FINISHED
         state["step"] = None

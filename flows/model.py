@@ -30,8 +30,15 @@ ANSWER_TYPES = CHOICE_TYPES | {
 # Answers in the client's own words: translated for the counsellor.
 FREE_TEXT_TYPES = frozenset({"text", "occupation", "skills"})
 STEP_KEYS = frozenset(
-    {"id", "question", "type", "slot", "choices", "min", "max", "next", "reask"}
-)
+    {
+        "id", "question", "type", "slot", "choices", "min", "max", "next", "reask",
+        "follow_ups", "read_ahead",
+    }
+)  # fmt: skip
+# Steps whose value a language model may read from an earlier answer.
+READ_AHEAD_TYPES = CHOICE_TYPES | {"yes_no", "number", "month_year"}
+# A step may allow at most this many follow-up questions from the model.
+MAX_FOLLOW_UPS = 2
 # Language skill levels, in order; the labels are catalogue texts level.<value>.
 LEVELS = LEVEL_ORDER
 OTHER_MUNICIPALITY = "interview.municipality.other"
@@ -74,6 +81,10 @@ class Step:
     maximum: int | None = None
     reask: str | None = None
     transitions: tuple[Transition, ...] = ()
+    # How many follow-ups the language model may ask on a vague answer.
+    follow_ups: int = 0
+    # Whether the model may fill this step from what the client said earlier.
+    read_ahead: bool = False
 
     @property
     def choice_values(self) -> tuple[str, ...]:
@@ -89,6 +100,8 @@ class Flow:
     path: Path
     start: str
     steps: dict[str, Step] = field(default_factory=dict)
+    # Topics no follow-up may touch, each with words that betray it.
+    never_ask_about: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def slots(self) -> dict[str, Step]:
@@ -115,7 +128,13 @@ def load_flow(path: Path, municipalities: Iterable[Choice] = ()) -> Flow:
             raise FlowError(f'FLOW {path}: step "{step.id}" is defined twice')
         steps[step.id] = step
     start = str(document.get("start") or next(iter(steps), ""))
-    flow = Flow(name=name, path=path, start=start, steps=steps)
+    flow = Flow(
+        name=name,
+        path=path,
+        start=start,
+        steps=steps,
+        never_ask_about=_parse_topics(path, document.get("never_ask_about")),
+    )
     _check_graph(flow)
     _check_conditions(flow)
 
@@ -151,6 +170,21 @@ def _parse_step(path: Path, raw: Any, municipalities: tuple[Choice, ...]) -> Ste
     if kind == "number" and (minimum is None or maximum is None or minimum > maximum):
         raise fail("is a number step; give it 'min' and 'max' with min <= max")
 
+    follow_ups = raw.get("follow_ups", 0)
+    if (
+        isinstance(follow_ups, bool)
+        or not isinstance(follow_ups, int)
+        or not 0 <= follow_ups <= MAX_FOLLOW_UPS
+    ):
+        raise fail(f"has follow_ups {follow_ups!r}; use 0 to {MAX_FOLLOW_UPS}")
+    if follow_ups and kind not in FREE_TEXT_TYPES:
+        raise fail("has follow_ups; only answers in the client's own words get them")
+    read_ahead = raw.get("read_ahead", False)
+    if not isinstance(read_ahead, bool):
+        raise fail(f"has read_ahead {read_ahead!r}; use true or false")
+    if read_ahead and kind not in READ_AHEAD_TYPES:
+        raise fail(f"is a {kind} step; read_ahead is for choices, numbers and dates")
+
     return Step(
         id=step_id,
         question=str(raw["question"]),
@@ -161,7 +195,23 @@ def _parse_step(path: Path, raw: Any, municipalities: tuple[Choice, ...]) -> Ste
         maximum=maximum,
         reask=raw.get("reask"),
         transitions=_parse_next(raw["next"], fail),
+        follow_ups=follow_ups,
+        read_ahead=read_ahead,
     )
+
+
+def _parse_topics(path: Path, raw: Any) -> dict[str, tuple[str, ...]]:
+    """Read `never_ask_about`: each topic with the words that show it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(words, list) and words for words in raw.values()
+    ):
+        raise FlowError(
+            f"FLOW {path}: never_ask_about maps each topic to a list of words"
+        )
+
+    return {str(topic): tuple(map(str, words)) for topic, words in raw.items()}
 
 
 def _parse_choices(raw: Any, fail: Callable[[str], FlowError]) -> list[Choice]:

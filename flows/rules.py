@@ -8,7 +8,7 @@ answers ("ikä 24, ei ammatillista tutkintoa").
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,9 @@ import yaml
 from flows.conditions import Condition, parse_condition
 from flows.model import Flow, FlowError
 
-SERVICE_KEYS = frozenset({"id", "name", "for", "contact", "municipalities", "check"})
+SERVICE_KEYS = frozenset(
+    {"id", "name", "for", "keywords", "contact", "municipalities", "check"}
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Service:
     contact: dict[str, str]
     municipalities: tuple[str, ...]
     check: tuple[str, ...]
+    # Words a client might ask with, per language, for answering questions.
+    keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,12 +98,22 @@ def load_services(directory: Path) -> dict[str, Service]:
             contact={str(k): str(v) for k, v in (raw.get("contact") or {}).items()},
             municipalities=tuple(map(str, raw.get("municipalities") or ())),
             check=tuple(map(str, raw.get("check") or ())),
+            keywords=_keywords(path, raw.get("keywords")),
         )
         if service.id in services:
             raise FlowError(f"SERVICE {path}: id {service.id!r} is used twice")
         services[service.id] = service
 
     return services
+
+
+def _keywords(path: Path, raw: Any) -> dict[str, tuple[str, ...]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise FlowError(f"SERVICE {path}: keywords maps a language to a list of words")
+
+    return {str(code): tuple(map(str, words)) for code, words in raw.items()}
 
 
 def load_rules(path: Path, flow: Flow, services: dict[str, Service]) -> RuleBook:

@@ -33,12 +33,21 @@ from tests.factories import (
     SMS_FROM,
     WHATSAPP_FROM,
 )
+from tests.openai_server import FakeOpenAI
+from tests.smtp_server import LocalSmtp
 from tests.twilio_server import FakeTwilio
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("POLKU_REQUIRE_SERVICES") == "1"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TABLES = ("messages", "conversations", "clients", "audit_entries", "model_calls")
+TABLES = (
+    "handoffs",
+    "messages",
+    "conversations",
+    "clients",
+    "audit_entries",
+    "model_calls",
+)
 
 
 def _missing(what: str) -> None:
@@ -161,6 +170,22 @@ def app(
     yield app
     database.dispose()
     get_queue(app).connection.close()
+    _collect_quietly()
+
+
+def _collect_quietly() -> None:
+    """Collect what the test left behind, here rather than in a later test.
+
+    Some Redis socket outlives the in-process workers and test apps (it was not
+    traced to its owner); left to the collector, its ResourceWarning would fail
+    whichever test happened to be running when it came.
+    """
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture
@@ -223,5 +248,70 @@ def esco_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def esco_app(app: Flask, esco_index: Path) -> Flask:
     """The app with the small ESCO index where `esco import` would put it."""
     shutil.copyfile(esco_index, app.config["POLKU"].esco_index)
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake_openai(openai_server: FakeOpenAI) -> FakeOpenAI:
+    openai_server.reset()
+    return openai_server
+
+
+@pytest.fixture
+def llm_app(app: Flask, fake_openai: FakeOpenAI) -> Flask:
+    """The app with a language model: the local OpenAI-compatible server."""
+    app.config["POLKU"] = app.config["POLKU"].with_overrides(
+        openai_base_url=fake_openai.url,
+        openai_api_key="test-key",
+        llm_model="polku-test",
+        llm_timeout=1.0,
+        llm_max_retries=1,
+    )
+    return app
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[LocalSmtp]:
+    server = LocalSmtp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: LocalSmtp) -> LocalSmtp:
+    smtp_server.reset()
+    return smtp_server
+
+
+TEST_MAIL_DOMAIN = "polku.test"
+
+
+@pytest.fixture
+def mail_app(app: Flask, smtp: LocalSmtp, tmp_path: Path) -> Flask:
+    """The app sending handoffs to the local SMTP server, with teams whose
+    addresses are set (the shipped file holds placeholders)."""
+    from bot.conversation import init_app as load_dialogue
+    from flows import FLOWS_DIR
+
+    teams = tmp_path / "teams.yaml"
+    shipped = (FLOWS_DIR / "teams.yaml").read_text(encoding="utf-8")
+    teams.write_text(
+        shipped.replace("@example.invalid", f"@{TEST_MAIL_DOMAIN}"), encoding="utf-8"
+    )
+    app.config["POLKU"] = app.config["POLKU"].with_overrides(
+        smtp_url=smtp.url,
+        mail_from=f"Polku <polku@{TEST_MAIL_DOMAIN}>",
+        teams_file=teams,
+        handoff_retry_intervals=(1, 1),
+    )
+    load_dialogue(app)
 
     return app

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.script: deque[Step] = deque()
         self.default = Step()
+        # Answers by what was asked, before the script: see `answer_with`.
+        self.responder: Callable[[dict[str, Any]], Step | str | None] | None = None
         self._lock = threading.Lock()
         server = self
 
@@ -76,10 +79,18 @@ class FakeOpenAI:
             for step in steps:
                 self.script.append(Step(step) if isinstance(step, str) else step)
 
+    def answer_with(
+        self, responder: Callable[[dict[str, Any]], Step | str | None]
+    ) -> None:
+        """Answer each request with `responder(body)`; None: the script's turn."""
+        self.responder = responder
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.script.clear()
+            self.responder = None
+            self.default = Step()
 
     def texts(self) -> str:
         """Everything the model was ever sent, as one string."""
@@ -96,6 +107,9 @@ class FakeOpenAI:
     def _next(self, path: str, body: dict[str, Any], auth: str | None) -> Step:
         with self._lock:
             self.requests.append({"path": path, "body": body, "auth": auth})
+            answer = self.responder(body) if self.responder else None
+            if answer is not None:
+                return Step(answer) if isinstance(answer, str) else answer
             return self.script.popleft() if self.script else self.default
 
     def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
@@ -113,3 +127,19 @@ class FakeOpenAI:
             ],
             "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
         }
+
+
+def template_of(body: dict[str, Any]) -> str | None:
+    """The prompt template a request was made from (its schema's name)."""
+    response_format = body.get("response_format") or {}
+
+    return (response_format.get("json_schema") or {}).get("name")
+
+
+def client_text(body: dict[str, Any]) -> str:
+    """The user message of a request: the client's quoted words."""
+    return "\n".join(
+        message["content"]
+        for message in body.get("messages", [])
+        if message["role"] == "user"
+    )

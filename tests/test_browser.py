@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -40,8 +42,8 @@ REPLIES = (
 )
 
 
-@pytest.fixture
-def live_url(app: Flask) -> Iterator[str]:
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
     """Serve `app` on a free local port, with one worker process answering."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -50,6 +52,12 @@ def live_url(app: Flask) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -125,3 +133,93 @@ def test_web_chat_switches_to_right_to_left_for_arabic(browser, live_url):
     left_gap = reply["x"] - log["x"]
     right_gap = log["x"] + log["width"] - reply["x"] - reply["width"]
     assert right_gap < left_gap, "in Arabic, Polku's replies start on the right"
+
+
+@pytest.fixture
+def case_url(app: Flask, tmp_path: Path) -> Iterator[str]:
+    """The live app with a counsellor account and Finnish -> Ukrainian packages,
+    installed before its worker process starts (as an operator would)."""
+    from bot.accounts import new_account, save_account
+    from tests.argos_packages import build_package
+    from translations.argos import install_package
+
+    packages = app.config["POLKU"].packages_dir
+    install_package(build_package(tmp_path, "fi", "en", {"kokki": "cook"}), packages)
+    install_package(build_package(tmp_path, "en", "uk", {"cook": "кухар"}), packages)
+    account = new_account("anna", "Anna Asiantuntija", ["juva"], COUNSELLOR_PASSWORD)
+    save_account(app.config["POLKU"].accounts, account)
+    with serving(app) as url:
+        yield url
+
+
+COUNSELLOR_PASSWORD = "oikea hevonen paristo niitti"
+
+
+def shown(driver: WebDriver, element_id: str, matches: Callable[[str], bool]) -> None:
+    """Wait, across the page loads a form causes, until an element's text fits."""
+
+    def fits(driver: WebDriver) -> bool:
+        found = driver.find_elements(By.ID, element_id)
+        try:
+            return bool(found) and matches(found[0].text)
+        except StaleElementReferenceException:
+            return False
+
+    WebDriverWait(driver, REPLY_TIMEOUT).until(fits)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_counsellor_opens_takes_and_answers_a_case_in_finnish(
+    app, browser, case_url, twilio
+):
+    from sqlalchemy import select
+
+    from bot.db import get_db
+    from bot.models import Handoff
+    from tests.factories import CLIENT_NUMBER, message_params, post_signed
+    from tests.helpers import wait_for
+
+    # A Ukrainian client in Juva writes over SMS and asks for a person.
+    sms = app.test_client()
+    for body in [
+        "Привіт",
+        "4",
+        "3",
+        "35",
+        "1",
+        "3/2025",
+        "1",
+        "Олена, кухар",
+        "людина",
+    ]:
+        post_signed(sms, "/twilio/messages", message_params(Body=body))
+
+    def handed_off() -> str | None:
+        with get_db(app).session() as session:
+            handoff = session.scalars(select(Handoff)).first()
+            return handoff.reference if handoff and handoff.sent_at else None
+
+    reference = wait_for(handed_off, timeout=60)
+
+    browser.get(f"{case_url}/counsellor/")
+    browser.find_element(By.ID, "username").send_keys("anna")
+    browser.find_element(By.ID, "password").send_keys(COUNSELLOR_PASSWORD, Keys.ENTER)
+    WebDriverWait(browser, REPLY_TIMEOUT).until(
+        lambda driver: driver.find_elements(By.LINK_TEXT, reference)
+    )[0].click()
+    shown(browser, "taken", lambda taken: bool(taken))
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert CLIENT_NUMBER in page and "Олена" in page
+    browser.find_element(By.ID, "take").click()
+    shown(browser, "taken", lambda taken: taken == "anna")
+
+    reply = "Hei! Etsitään sinulle kokki paikka Juvalta."
+    browser.find_element(By.ID, "reply").send_keys(reply)
+    browser.find_element(By.ID, "send-reply").click()
+    shown(browser, "replies", lambda replies: reply in replies)
+
+    def answered() -> str | None:
+        last = twilio.bodies_to(CLIENT_NUMBER)[-1]
+        return last if last.startswith("Повідомлення від вашого консультанта") else None
+
+    assert "кухар" in wait_for(answered, timeout=60)

@@ -223,19 +223,23 @@ def test_restart_forgets_the_answers(interviewed):
 def test_asking_for_a_person_hands_off_with_what_is_known(interviewed, word):
     say(interviewed, "Mikkeli")
 
-    [reply] = say(interviewed, word)
+    reply, promise = say(interviewed, word)
 
     conversation = interviewed[1]
     assert reply == text("flow.human", "en")
+    # Told honestly when: within the working days flows/teams.yaml promises.
+    assert promise.startswith("A counsellor of the employment services will contact")
+    assert "within 2 working days" in promise
     assert conversation.stage == "done"
     assert conversation.state["outcome"]["reason"] == "client_asked_for_a_person"
     assert conversation.state["interview"]["slots"] == {"municipality": "mikkeli"}
 
 
 def test_asking_for_a_person_before_a_language_is_bilingual(person):
-    [reply] = say(person, "ihminen")
+    reply, promise = say(person, "ihminen")
 
     assert text("flow.human", "fi") in reply and text("flow.human", "en") in reply
+    assert "arkipäivän kuluessa" in promise and "working days" in promise
 
 
 def test_message_after_the_end_says_the_interview_is_done(interviewed):

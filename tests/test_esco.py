@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from bot.queue import PolkuWorker
 from esco.embeddings import available
 from esco.importer import EscoImportError, import_paths
 from esco.index import index_status
@@ -20,7 +19,7 @@ from esco.matcher import Matcher
 from esco.text import expand
 from tests import esco_files as files
 from tests.esco_files import write_esco, write_rows
-from tests.helpers import search_esco
+from tests.helpers import BurstWorker, search_esco
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +209,7 @@ def test_a_work_horse_can_search_after_its_worker_did(index, matcher, redis_clie
     queue = Queue("polku-test-esco", connection=redis_client)
     queue.empty()
     job = queue.enqueue(search_esco, str(index), "trukkikuski", job_timeout=20)
-    PolkuWorker([queue], connection=queue.connection).work(burst=True)
+    BurstWorker([queue], connection=queue.connection).work(burst=True)
 
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == files.FORKLIFT_OPERATOR

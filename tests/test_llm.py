@@ -7,7 +7,6 @@ API (tests/openai_server.py); the breaker's state is in the tests' Redis.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -35,31 +34,6 @@ SCHEMA = {
     "required": ["years", "occupation"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="session")
-def openai_server() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def fake_openai(openai_server: FakeOpenAI) -> FakeOpenAI:
-    openai_server.reset()
-    return openai_server
-
-
-@pytest.fixture
-def llm_app(app, fake_openai):  # noqa: ANN001, ANN201
-    app.config["POLKU"] = app.config["POLKU"].with_overrides(
-        openai_base_url=fake_openai.url,
-        openai_api_key="test-key",
-        llm_model="polku-test",
-        llm_timeout=1.0,
-        llm_max_retries=1,
-    )
-    return app
 
 
 def prompt(text: str = "I was a cook for <NUMBER_1> years") -> Prompt:

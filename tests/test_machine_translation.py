@@ -23,8 +23,7 @@ from rq import Queue
 
 from bot import crypto
 from bot.gate import UnsafeTextError, seal
-from bot.queue import PolkuWorker
-from tests.helpers import ROOT, collect_garbage
+from tests.helpers import ROOT, BurstWorker, collect_garbage
 from translations.argos import (
     ArgosBackend,
     PackageError,
@@ -382,7 +381,7 @@ def test_a_work_horse_never_destroys_a_model_its_worker_loaded(backend, redis_cl
         translate.installed_translates.clear()
         translate.get_installed_languages.cache_clear()
         job = queue.enqueue(collect_garbage, job_timeout=10)
-        PolkuWorker([queue], connection=queue.connection).work(burst=True)
+        BurstWorker([queue], connection=queue.connection).work(burst=True)
     finally:
         gc.enable()
         gc.collect()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.queue import PolkuWorker, get_queue
+from bot.queue import get_queue
 from tests.factories import message_params, post_signed
-from tests.helpers import queued_jobs, run_worker
+from tests.helpers import BurstWorker, queued_jobs, run_worker
 from workers.maintenance import requeue_pending
 
 
@@ -32,7 +32,7 @@ def test_sweep_leaves_a_reply_waiting_for_its_retry_alone(app, client, twilio):
     post_signed(client, "/twilio/messages", message_params())
     queue = get_queue(app)
     # Answer and try to send once; the retry now waits in RQ's schedule.
-    PolkuWorker([queue], connection=queue.connection).work(burst=True)
+    BurstWorker([queue], connection=queue.connection).work(burst=True)
     assert queue.scheduled_job_registry.count == 1
 
     requeue_pending(grace_seconds=0)

@@ -59,7 +59,9 @@ def test_ukrainian_in_the_web_chat_with_a_switch_to_russian(argos_app, client):
     assert text("language.detected", "uk", number=4) in replies[0]
     assert text("interview.recent_jobs", "uk") in replies
     assert text("language.confirm_switch", "ru") in replies
-    assert replies[-2].startswith(text("interview.finnish_level", "ru"))
+    # Asked for a person after the Finnish question: thanks, and by when.
+    assert replies[-3].startswith(text("interview.finnish_level", "ru"))
+    assert "рабочих дней" in replies[-1]
     answers = counsellor_answers(argos_app)
     jobs = answers["recent_jobs"]
     assert (jobs.status, jobs.language, jobs.own_words) == (TRANSLATED, "uk", COOK_UK)

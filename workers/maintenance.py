@@ -1,23 +1,39 @@
 """Periodic jobs: re-queue what is still waiting, remind, delete expired records.
 
 Redis may lose queued jobs (a restart, an outage while a webhook ran); the
-database never does. The sweep finds inbound messages not yet answered and
-replies not yet sent, and queues those whose job Redis no longer knows of.
+database never does. The sweep finds inbound messages not yet answered, replies
+not yet sent and handoffs not yet e-mailed, and queues those whose job Redis no
+longer knows of.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from flask import Flask
 from sqlalchemy import select
 
 from bot.channels import get_channels
 from bot.conversation import get_dialogue
 from bot.db import get_db
-from bot.messaging import INBOUND, OUTBOUND, QUEUED, RECEIVED, queue_outbound
-from bot.models import Message, utcnow
-from bot.queue import enqueue_inbound, enqueue_send, get_queue
+from bot.handoff import PENDING, SENDING, STALE_CLAIM
+from bot.messaging import (
+    INBOUND,
+    OUTBOUND,
+    QUEUED,
+    RECEIVED,
+    TRANSLATING,
+    queue_outbound,
+)
+from bot.models import Handoff, Message, utcnow
+from bot.queue import (
+    enqueue_handoff,
+    enqueue_inbound,
+    enqueue_reply,
+    enqueue_send,
+    get_queue,
+)
 from bot.reminders import remind_idle_clients
 from bot.retention import apply_retention
 from workers import get_app
@@ -39,12 +55,13 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
         queue = get_queue()
         with get_db().session() as session:
             query = (
-                select(Message.id, Message.client_id, Message.direction)
+                select(Message.id, Message.client_id, Message.direction, Message.status)
                 .where(
                     Message.created_at <= cutoff,
                     (
                         (Message.direction == INBOUND) & (Message.status == RECEIVED)
-                        | (Message.direction == OUTBOUND) & (Message.status == QUEUED)
+                        | (Message.direction == OUTBOUND)
+                        & Message.status.in_((QUEUED, TRANSLATING))
                     ),
                 )
                 .order_by(Message.id)
@@ -52,13 +69,47 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
             )
             waiting = session.execute(query).all()
 
-        for message_id, client_id, direction in waiting:
+        for message_id, client_id, direction, status in waiting:
             if direction == INBOUND:
                 enqueue_inbound(queue, message_id, client_id, intervals)
+            elif status == TRANSLATING:
+                enqueue_reply(queue, message_id, client_id, intervals)
             else:
                 enqueue_send(queue, message_id, client_id, intervals)
     if waiting:
         logger.info("sweep: queued %d waiting messages again", len(waiting))
+
+    return len(waiting) + requeue_handoffs(app, cutoff)
+
+
+def requeue_handoffs(app: Flask, cutoff: datetime) -> int:
+    """Queue again the handoffs whose e-mail waits with no job behind it.
+
+    A handoff whose job is alive (waiting for its next retry) is left alone by
+    the queue's marker; a claim left by a worker that died while sending is
+    taken over once it is stale.
+    """
+    intervals = app.config["POLKU"].handoff_retry_intervals
+    stale = utcnow() - STALE_CLAIM
+    with app.app_context():
+        queue = get_queue()
+        with get_db().session() as session:
+            query = (
+                select(Handoff.id, Handoff.client_id)
+                .where(
+                    Handoff.created_at <= cutoff,
+                    Handoff.client_id.is_not(None),
+                    (Handoff.status == PENDING)
+                    | (Handoff.status == SENDING) & (Handoff.claimed_at <= stale),
+                )
+                .order_by(Handoff.id)
+                .limit(BATCH)
+            )
+            waiting = session.execute(query).all()
+        for handoff_id, client_id in waiting:
+            enqueue_handoff(queue, handoff_id, client_id, intervals)
+    if waiting:
+        logger.info("sweep: queued %d waiting handoffs again", len(waiting))
 
     return len(waiting)
 

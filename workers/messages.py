@@ -21,7 +21,7 @@ from bot.messaging import (
     queue_outbound,
     record_inbound_failure,
 )
-from bot.queue import enqueue_translation, get_queue
+from bot.queue import enqueue_handoff, enqueue_translation, get_queue
 from workers import get_app
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,15 @@ def handle_inbound(message_id: int) -> int:
                 given_up.append(pending_id)
                 continue
             queue_outbound(db, queue, answered.reply_ids, settings.retry_intervals)
-            if answered.translate and answered.client_id is not None:
+            if answered.handoff_id is not None and answered.client_id is not None:
+                # The handoff job translates the answers itself, then sends.
+                enqueue_handoff(
+                    queue,
+                    answered.handoff_id,
+                    answered.client_id,
+                    settings.handoff_retry_intervals,
+                )
+            elif answered.translate and answered.client_id is not None:
                 # After the replies: the client hears back before translating.
                 intervals = settings.retry_intervals
                 enqueue_translation(queue, pending_id, answered.client_id, intervals)
