@@ -186,6 +186,8 @@ def _collect_quietly() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+    # What is left lives on (models, catalogues): the next collection skips it.
+    gc.freeze()
 
 
 @pytest.fixture

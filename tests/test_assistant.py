@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.conversation import get_dialogue
@@ -23,6 +24,9 @@ from tests.helpers import run_worker
 from tests.openai_server import Step, client_text, template_of
 from tests.test_multilingual import TO_RECENT_JOBS, chat, web_replies
 from translations import counsellor_text, text
+
+# End to end, the same on either database: the database tests cover PostgreSQL.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 COOK_EN = "I was a cook in Kharkiv for 8 years and then in a hotel kitchen"
 

@@ -23,7 +23,11 @@ from tests.conftest import _missing
 from tests.helpers import worker_processes
 from translations import text
 
-pytestmark = pytest.mark.browser
+# End to end, the same on either database: the database tests cover PostgreSQL.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -168,7 +172,6 @@ def shown(driver: WebDriver, element_id: str, matches: Callable[[str], bool]) ->
     WebDriverWait(driver, REPLY_TIMEOUT).until(fits)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_counsellor_opens_takes_and_answers_a_case_in_finnish(
     app, browser, case_url, twilio
 ):

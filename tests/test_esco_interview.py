@@ -7,6 +7,8 @@ tests/esco_files.py; Argos runs the suite's tiny uk->en package.
 
 from __future__ import annotations
 
+import pytest
+
 from bot.counsellor import render_for_counsellor
 from flows.engine import CONFIRMED, NO_MATCH, REJECTED, UNAVAILABLE
 from tests import esco_files as files
@@ -19,6 +21,9 @@ from tests.test_multilingual import (
     web_replies,
 )
 from translations import text
+
+# End to end, the same on either database: the database tests cover PostgreSQL.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def uris(answer) -> list[str]:

@@ -56,6 +56,7 @@ def sms(client, bodies: list[str]) -> None:  # noqa: ANN001 - Flask's test clien
         post_signed(client, "/twilio/messages", message_params(Body=body))
 
 
+@SQLITE
 def test_a_ukrainian_interview_over_sms_sends_one_finnish_email_to_the_right_team(
     mail_app, client, smtp, twilio, argos_files
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import yaml
 from flask import Flask
 from sqlalchemy import select, update
@@ -31,6 +32,7 @@ def conversation_of(app: Flask) -> Conversation:
         return session.scalars(select(Conversation)).one()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_whole_interview_in_finnish_in_the_web_chat(app, client):
     answers = scenario_answers("young_no_vocational_degree")
     # A wrong answer and a step back on the way.

@@ -8,11 +8,15 @@ import re
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 from werkzeug.serving import make_server
 
 from tests.factories import CLIENT_NUMBER, message_params, post_signed, signature
 from tests.helpers import wait_for, worker_processes
+
+# End to end, the same on either database: the database tests cover PostgreSQL.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 LABELLED = Path(__file__).parent / "data" / "pii" / "labelled.jsonl"
 

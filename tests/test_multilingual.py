@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -23,6 +24,9 @@ from tests.factories import CLIENT_NUMBER, message_params, post_signed
 from tests.helpers import run_worker, wait_for, worker_processes
 from translations import text
 from translations.translator import NOT_TRANSLATED, ORIGINAL, TRANSLATED
+
+# End to end, the same on either database: the database tests cover PostgreSQL.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # Mikkeli, 41, "other" situation, no completed education: then recent jobs.
 TO_RECENT_JOBS = ["1", "41", "6", "5"]

@@ -17,6 +17,7 @@ from tests.test_interview import conversation_of, scenario_answers
 from tests.test_multilingual import chat
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_finished_interview_is_summarised_from_the_answers_alone(app, client):
     chat(client, ["Hello", "3", *scenario_answers("recently_arrived_ukrainian")])
     run_worker(app, timeout=60)
@@ -38,6 +39,7 @@ def test_a_finished_interview_is_summarised_from_the_answers_alone(app, client):
     assert not summary.person_requested and summary.open_questions == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_request_for_a_person_is_said_first(app, client):
     chat(client, ["Hei", "1", "Puumala", "31", "ihminen"])
     run_worker(app)
