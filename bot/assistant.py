@@ -9,11 +9,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.llm import LanguageModel, ModelUnavailableError, Prompt
+from bot.llm import LanguageModel, ModelUnavailableError, Prompt, prompt_language
 from flows.answers import find_topic
 from flows.engine import ESCO_KINDS, Reading
 from flows.model import CHOICE_TYPES, FREE_TEXT_TYPES, Flow, Step
-from translations import LANGUAGES_BY_CODE, text
+from translations import text
 
 if TYPE_CHECKING:
     from bot.models import Conversation
@@ -122,7 +122,7 @@ class ModelAssistant:
         ahead: list[Step],
         follow_up: bool,
     ) -> str:
-        name = _language_name(language)
+        name = prompt_language(language)
         fields = []
         if step.type not in FREE_TEXT_TYPES:
             fields.append(FIELD_VALUE.format(meaning=_meaning(step)))
@@ -243,12 +243,6 @@ def _meaning(step: Step) -> str:
         return "the month as YYYY-MM, or the year as YYYY"
 
     return "text"
-
-
-def _language_name(language: str | None) -> str:
-    known = LANGUAGES_BY_CODE.get(language or "")
-
-    return known.english_name if known else "the client's language"
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:

@@ -339,3 +339,12 @@ PROBE = Prompt(
     template="probe@1",
     instructions='Answer with the single word "OK".',
 )
+
+
+def prompt_language(language: str | None) -> str:
+    """Name the client's language in English, for a prompt's instructions."""
+    from translations import LANGUAGES_BY_CODE
+
+    known = LANGUAGES_BY_CODE.get(language or "")
+
+    return known.english_name if known else "the client's language"

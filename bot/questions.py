@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.llm import LanguageModel, ModelUnavailableError, Prompt
+from bot.llm import LanguageModel, ModelUnavailableError, Prompt, prompt_language
 from esco.text import stems
 from flows import FlowSet
 from flows.answers import find_topic
 from flows.rules import Service
-from translations import LANGUAGES_BY_CODE, text
+from translations import text
 
 if TYPE_CHECKING:
     from bot.models import Conversation
@@ -147,7 +147,7 @@ class ServiceDesk:
             template=TEMPLATE,
             instructions=INSTRUCTIONS.format(
                 area=self.area,
-                language=_language_name(language),
+                language=prompt_language(language),
                 entries="\n".join(_entry(service) for service in entries),
                 local=LOCAL_SERVICE,
             ),
@@ -271,9 +271,3 @@ def _entry(service: Service) -> str:
             parts.append(f"{service.name[code]}: {service.audience.get(code, '')}")
 
     return " ".join(parts)
-
-
-def _language_name(language: str | None) -> str:
-    known = LANGUAGES_BY_CODE.get(language or "")
-
-    return known.english_name if known else "the client's language"
