@@ -44,11 +44,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     conversation.init_app(app)
     cli.init_app(app)
 
-    from bot import casepage, webchat, webhooks
+    from bot import casepage, coursepage, webchat, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(webchat.bp)
     app.register_blueprint(casepage.bp)
+    app.register_blueprint(coursepage.bp)
     app.register_error_handler(HTTPException, _http_error)
 
     return app

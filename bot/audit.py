@@ -18,6 +18,8 @@ ERASURE, DATA_SUMMARY = "erasure", "data_summary"
 # A case passed to counsellors (the e-mail), and a counsellor opening one.
 HANDOFF, CASE_VIEW = "handoff", "case_view"
 CASE_TAKEN, CASE_REPLY = "case_taken", "case_reply"
+# A course group's progress taken out of Polku (CSV).
+EXPORT = "export"
 
 
 def record(

@@ -155,7 +155,12 @@ def cases(account: Account) -> str:
         rows = list(db_session.scalars(query))
 
     return render_template(
-        "counsellor/cases.html", t=_t, account=account, rows=rows, csrf=_csrf_token()
+        "counsellor/cases.html",
+        t=_t,
+        account=account,
+        rows=rows,
+        csrf=_csrf_token(),
+        course_link=counsellor_text("counsellor.course.groups"),
     )
 
 

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 SWEEP_INTERVAL = 60
 REMINDER_INTERVAL = 600
 RETENTION_INTERVAL = 3600
+LESSON_INTERVAL = 120
 
 db_cli = AppGroup("db", help="Manage the database schema.")
 keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
@@ -32,6 +33,7 @@ keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 
 def init_app(app: Flask) -> None:
     from bot.chat_cli import chat, flows_cli
+    from bot.course_cli import course_cli
     from bot.handoff_cli import counsellors_cli, handoffs_cli
     from esco.cli import esco_cli
     from translations.cli import translations_cli
@@ -42,6 +44,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(chat)
     app.cli.add_command(flows_cli)
     app.cli.add_command(handoffs_cli)
+    app.cli.add_command(course_cli)
     app.cli.add_command(counsellors_cli)
     app.cli.add_command(serve)
     app.cli.add_command(worker)
@@ -144,10 +147,11 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 @click.command()
 @with_appcontext
 def scheduler() -> None:
-    """Run the periodic jobs: the sweep, interview reminders and retention."""
+    """Run the periodic jobs: the sweep, reminders, lessons and retention."""
     from rq.cron import CronScheduler
 
     from bot.queue import QUEUE_NAME, get_queue
+    from workers.course import send_lessons
     from workers.maintenance import delete_expired, requeue_pending, send_reminders
 
     queue = get_queue(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -155,6 +159,7 @@ def scheduler() -> None:
     cron.register(requeue_pending, QUEUE_NAME, interval=SWEEP_INTERVAL)
     cron.register(send_reminders, QUEUE_NAME, interval=REMINDER_INTERVAL)
     cron.register(delete_expired, QUEUE_NAME, interval=RETENTION_INTERVAL)
+    cron.register(send_lessons, QUEUE_NAME, interval=LESSON_INTERVAL)
     cron.start()
 
 

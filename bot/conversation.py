@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton
@@ -53,14 +53,31 @@ DELETE_WORDS = frozenset({"DELETE", "POISTA"})
 MY_DATA_WORDS = frozenset({"MY DATA", "OMAT TIEDOT"})
 RESTART_WORDS = frozenset({"RESTART", "ALUSTA"})
 HUMAN_WORDS = frozenset({"HUMAN", "IHMINEN"})
+COURSE_WORDS = frozenset({"COURSE", "KURSSI"})
+PAUSE_WORDS = frozenset({"PAUSE", "TAUKO"})
 
 NEW, CHOOSING_LANGUAGE, INTERVIEW, DONE = "new", "language", "interview", "done"
+# A participant of the civic-orientation course (bot/course.py).
+COURSE = "course"
 # What a turn asks the caller to do besides replying (it has the database).
 ERASE, DATA_SUMMARY, PRIVACY_REPLY = "erase", "data_summary", "privacy_reply"
 # The client answered in their own words: translate it for the counsellor.
 TRANSLATE = "translate"
 # The interview ended or the client asked for a person: open a handoff.
 HANDOFF = "handoff"
+
+
+class CourseHook(Protocol):
+    """Answers a message of the civic-orientation course; None: not the course's."""
+
+    def __call__(
+        self,
+        client: Client,
+        conversation: Conversation,
+        word: str,
+        body: str,
+        dialogue: Dialogue,
+    ) -> list[str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,8 @@ class Commands:
     my_data: frozenset[str]
     yes: frozenset[str]
     no: frozenset[str]
+    course: frozenset[str] = frozenset()
+    pause: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls) -> Commands:
@@ -101,6 +120,8 @@ class Commands:
             my_data=MY_DATA_WORDS | words("command.my_data"),
             yes=words("common.yes_words"),
             no=words("common.no_words"),
+            course=COURSE_WORDS | words("command.course"),
+            pause=PAUSE_WORDS | words("command.pause"),
         )
 
 
@@ -239,6 +260,7 @@ def respond(
     media_count: int = 0,
     events: list[str] | None = None,
     stored: Callable[[], Stored] | None = None,
+    course: CourseHook | None = None,
 ) -> list[str]:
     """Advance `conversation` by one inbound `body` and return the replies.
 
@@ -248,7 +270,9 @@ def respond(
     erases), DATA_SUMMARY when they were told what is stored (to audit), and
     PRIVACY_REPLY when the replies must go out even after STOP, and TRANSLATE
     when free-text answers wait to be translated or the interview ended (the
-    counsellor's summary is then drafted).
+    counsellor's summary is then drafted). `course` answers the messages of
+    the civic-orientation course (joining, quiz answers, questions for the
+    teacher) after the commands that work everywhere.
     """
     word = keyword(body)
     commands, language = dialogue.commands, client.language
@@ -259,12 +283,16 @@ def respond(
         replies = _privacy_turn(client, conversation, word, dialogue, events, stored)
     if replies is not None:
         return replies
-    if word in commands.help:
+    if word in commands.help and conversation.stage != COURSE:
         return [_help(language)]
     if word in commands.language:
         _remember_stage(conversation)
         conversation.stage = CHOOSING_LANGUAGE
         return [_language_menu(language)]
+    if course is not None:
+        replies = course(client, conversation, word, body, dialogue)
+        if replies is not None:
+            return replies
     if word in commands.human:
         events.append(TRANSLATE)
         return _hand_off(client, conversation, dialogue, events)
@@ -555,7 +583,7 @@ def _promise(
 
 
 def _remember_stage(conversation: Conversation) -> None:
-    if conversation.stage in (INTERVIEW, DONE):
+    if conversation.stage in (INTERVIEW, DONE, COURSE):
         conversation.state = {
             **(conversation.state or {}),
             "resume": conversation.stage,
@@ -590,6 +618,15 @@ def _prompt(
     if conversation.stage in (NEW, CHOOSING_LANGUAGE):
         conversation.stage = CHOOSING_LANGUAGE
         return [_language_menu(language)]
+    if conversation.stage == COURSE:
+        from bot.course import welcome
+
+        group = (conversation.state or {}).get("course_welcome")
+        if group:
+            # Joined before choosing a language: the welcome comes now.
+            conversation.state = _without(conversation.state, "course_welcome")
+            return [welcome(group, language)]
+        return [text("course.continue", language)]
     state = _interview(conversation)
     if conversation.stage == DONE or state is None:
         return [text("flow.already_finished", language)]
@@ -653,6 +690,16 @@ def _first_contact(found: Detection | None) -> str:
         )
 
     return f"{greeting}\n\n{_language_menu(None)}"
+
+
+def language_menu(language: str | None) -> str:
+    """The numbered language menu, introduced in `language` (or fi and en)."""
+    return _language_menu(language)
+
+
+def notice(language: str, conversation: Conversation, dialogue: Dialogue) -> str:
+    """The AI and privacy notice, for a conversation that starts elsewhere."""
+    return _notice(language, conversation, dialogue)
 
 
 def _language_menu(language: str | None) -> str:

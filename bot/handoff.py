@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.db import Database
-from bot.models import Client, Conversation, Handoff, utcnow
+from bot.models import Client, Conversation, CourseQuestion, Handoff, utcnow
 from flows import FlowSet
 from flows.model import FREE_TEXT_TYPES, FlowError
 from flows.teams import Team, Teams
@@ -38,6 +38,8 @@ from translations import counsellor_text
 logger = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+# Rows whose e-mail is sent once: handoffs, and course participants' questions.
+Mailed = Handoff | CourseQuestion
 FINISHED, PERSON_REQUESTED = "finished", "person_requested"
 # A claim older than this was left by a worker that died while sending.
 STALE_CLAIM = timedelta(minutes=15)
@@ -96,19 +98,20 @@ def open_handoff(
     return handoff
 
 
-def claim(db: Database, handoff_id: int) -> bool:
+def claim(db: Database, handoff_id: int, model: type[Mailed] = Handoff) -> bool:
     """Mark handoff `handoff_id` as being sent; False if there is nothing to send.
 
     Sent, or being sent by another worker right now: nothing to do. This is
-    what makes a retried or duplicated job send no second e-mail.
+    what makes a retried or duplicated job send no second e-mail. `model`:
+    another row mailed the same way (a course participant's question).
     """
     with db.transaction() as session:
-        handoff = _locked(session, handoff_id)
-        if handoff is None or handoff.status == SENT:
+        handoff = _locked(session, handoff_id, model)
+        if handoff is None or handoff.status != PENDING and handoff.status != SENDING:
             return False
         now = utcnow()
         if handoff.status == SENDING and handoff.claimed_at > now - STALE_CLAIM:
-            logger.info("handoff %s: already being sent", handoff_id)
+            logger.info("%s %s: already being sent", _kind(model), handoff_id)
             return False
         handoff.status = SENDING
         handoff.claimed_at = now
@@ -117,26 +120,33 @@ def claim(db: Database, handoff_id: int) -> bool:
     return True
 
 
-def mark_sent(db: Database, handoff_id: int) -> None:
+def mark_sent(db: Database, handoff_id: int, model: type[Mailed] = Handoff) -> None:
     with db.transaction() as session:
-        handoff = _locked(session, handoff_id)
-        if handoff is not None:
+        handoff = _locked(session, handoff_id, model)
+        if handoff is not None and handoff.status == SENDING:
             handoff.status = SENT
             handoff.sent_at = utcnow()
             handoff.last_error = None
-    logger.info("handoff %s: sent", handoff_id)
+    logger.info("%s %s: sent", _kind(model), handoff_id)
 
 
-def mark_failed(db: Database, handoff_id: int, error: str, *, final: bool) -> None:
+def mark_failed(
+    db: Database,
+    handoff_id: int,
+    error: str,
+    *,
+    final: bool,
+    model: type[Mailed] = Handoff,
+) -> None:
     """Record a failed try; pending again for the retry, or failed for good."""
     with db.transaction() as session:
-        handoff = _locked(session, handoff_id)
-        if handoff is None or handoff.status == SENT:
+        handoff = _locked(session, handoff_id, model)
+        if handoff is None or handoff.status not in (PENDING, SENDING):
             return
         handoff.status = FAILED if final else PENDING
         handoff.last_error = error[:64]
         attempts = handoff.attempts
-    if final:
+    if final and model is Handoff:
         # For the operator on call: the counsellors have not got this case.
         logger.error(
             "handoff %s: NOT SENT after %d tries (%s); see `flask --app wsgi "
@@ -146,12 +156,29 @@ def mark_failed(db: Database, handoff_id: int, error: str, *, final: bool) -> No
             error,
             handoff_id,
         )
+    elif final:
+        logger.error(
+            "%s %s: e-mail NOT SENT after %d tries (%s); it waits on the "
+            "counsellor page",
+            _kind(model),
+            handoff_id,
+            attempts,
+            error,
+        )
     else:
-        logger.warning("handoff %s: sending failed (%s); will retry", handoff_id, error)
+        logger.warning(
+            "%s %s: sending failed (%s); will retry", _kind(model), handoff_id, error
+        )
 
 
-def _locked(session: Session, handoff_id: int) -> Handoff | None:
-    query = select(Handoff).where(Handoff.id == handoff_id).with_for_update()
+def _kind(model: type[Mailed]) -> str:
+    return "handoff" if model is Handoff else "course question"
+
+
+def _locked(
+    session: Session, handoff_id: int, model: type[Mailed] = Handoff
+) -> Mailed | None:
+    query = select(model).where(model.id == handoff_id).with_for_update()
 
     return session.scalars(query).first()
 

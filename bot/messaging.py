@@ -30,6 +30,13 @@ from bot.conversation import (
     Stored,
     respond,
 )
+from bot.course import (
+    CourseTurn,
+    erase_enrolments,
+    has_held,
+    record_read,
+    release_held,
+)
 from bot.db import Database
 from bot.errors import ChannelError, RecipientOptedOutError
 from bot.handoff import FINISHED, PERSON_REQUESTED, open_handoff
@@ -79,6 +86,8 @@ class Answered:
     translate: bool = False
     # A case opened for the counsellors, whose e-mail is to be sent.
     handoff_id: int | None = None
+    # A course participant's question, whose e-mail to the teacher is to be sent.
+    question_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +226,7 @@ def answer(
 
         conversation = _current_conversation(session, client)
         events: list[str] = []
+        course = CourseTurn(session, message.id, held=has_held(session, client))
         texts = respond(
             client,
             conversation,
@@ -225,6 +235,7 @@ def answer(
             media_count=message.media_count,
             events=events,
             stored=lambda: _stored(session, client),
+            course=course,
         )
         purpose = PRIVACY if PRIVACY_REPLY in events or ERASE in events else None
         if ERASE in events:
@@ -254,11 +265,18 @@ def answer(
         message.status = PROCESSED if texts or not client.opted_out else IGNORED
         message.conversation_id = conversation.id
         message.processed_at = utcnow()
+        # WhatsApp's window is open again: what waited for it goes first.
+        released = release_held(session, client) if not client.opted_out else []
+        conversation = _current_conversation(session, client)
         replies = write_replies(session, client, conversation, texts, channels, purpose)
     logger.info("message %s: answered with %d replies", message_id, len(texts))
 
     return Answered(
-        [reply.id for reply in replies], client_id, TRANSLATE in events, handoff_id
+        [*released, *(reply.id for reply in replies)],
+        client_id,
+        TRANSLATE in events,
+        handoff_id,
+        course.question_id,
     )
 
 
@@ -276,6 +294,7 @@ def erase_client_data(session: Session, client: Client, secret_key: str) -> None
     client on the other Twilio channel; keep this row until the confirmation
     has been sent, then `deliver` deletes it too.
     """
+    erase_enrolments(session, client)
     session.execute(delete(Message).where(Message.client_id == client.id))
     session.execute(delete(Conversation).where(Conversation.client_id == client.id))
     # SMS and WhatsApp from one number are two clients; DELETE means both.
@@ -294,7 +313,7 @@ def erase_client_data(session: Session, client: Client, secret_key: str) -> None
         actor="client",
         action=audit.ERASURE,
         subject=client.reference,
-        record_class="message, interview_answers, client",
+        record_class="message, interview_answers, lesson_progress, client",
         reason="the client asked to delete their data (DELETE)",
     )
     logger.info("client %s: data erased on request", client.id)
@@ -422,6 +441,7 @@ def _deliver_one(
         message.status = SENDING
         message.attempts += 1
         to, body, channel_name = client.address, message.body, message.channel
+        template = (message.content_sid, message.content_variables or "{}")
 
     channel = channels.get(channel_name)
     try:
@@ -431,7 +451,10 @@ def _deliver_one(
                 "settings",
                 retryable=False,
             )
-        provider_sid = channel.send(to, body)
+        if template[0]:
+            provider_sid = _send_template(channel, to, template[0], template[1])
+        else:
+            provider_sid = channel.send(to, body)
     except ChannelError as exc:
         _record_failure(db, message_id, exc, final_attempt)
         if exc.retryable:
@@ -445,6 +468,16 @@ def _deliver_one(
             _set_status(message, "delivered" if channel_name == WEB else SENT)
             _finish_erasure(session, message)
     logger.info("message %s: sent on %s", message_id, channel_name)
+
+
+def _send_template(channel: Channel, to: str, sid: str, variables: str) -> str:
+    send = getattr(channel, "send_template", None)
+    if send is None:
+        raise ChannelError(
+            f"channel {channel.name!r} cannot send WhatsApp templates", retryable=False
+        )
+
+    return str(send(to, sid, variables))
 
 
 def _finish_erasure(session: Session, message: Message) -> None:
@@ -524,6 +557,8 @@ def record_status(
             message.error_code = error_code
         if error_code == 21610:
             _opt_out(session, message.client_id)
+        if status == "read":
+            record_read(session, message.id, utcnow())
     logger.info("message %s: status %s", message.id, status)
 
     return True

@@ -8,16 +8,19 @@ replies). Personal fields are listed per model so that later privacy work
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -148,6 +151,10 @@ class Message(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A WhatsApp template (sent outside the 24-hour window instead of free
+    # text): its ContentSid and variables. `body` is its text, for the record.
+    content_sid: Mapped[str | None] = mapped_column(String(34))
+    content_variables: Mapped[str | None] = mapped_column(String(1000))
 
 
 class AuditEntry(Base):
@@ -226,3 +233,139 @@ class Handoff(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     taken_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CourseGroup(Base):
+    """A civic-orientation group: its teacher's team, address and session times."""
+
+    __tablename__ = "course_groups"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What participants type after the course keyword, and teachers quote.
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    team: Mapped[str] = mapped_column(String(32))
+    teacher_email: Mapped[str] = mapped_column(String(254))
+    # Weekdays ("mon,thu"), the local start time ("17:00") and its zone.
+    days: Mapped[str] = mapped_column(String(32))
+    session_time: Mapped[str] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(40), default="Europe/Helsinki")
+    start_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Enrolment(Base):
+    """A client taking part in a course group (record class `lesson_progress`).
+
+    active <-> paused; finished after the last lesson; left when removed.
+    """
+
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("group_id", "client_id"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("course_groups.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    # What the teacher calls the participant on the progress page, if anything.
+    label: Mapped[str | None] = mapped_column(EncryptedText())
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # Lessons before this one had passed when the participant joined.
+    first_lesson: Mapped[int] = mapped_column(Integer, default=1)
+    enrolled_by: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow
+    )
+
+
+class LessonDelivery(Base):
+    """One lesson message to one participant; the unique key makes it once only.
+
+    `status` says what became of it: sent (free text), template (a WhatsApp
+    template, the text held until the participant writes), or missed (it fell
+    due while nothing could be sent, and its time passed).
+    """
+
+    __tablename__ = "lesson_deliveries"
+    __table_args__ = (UniqueConstraint("enrolment_id", "lesson", "kind"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
+    )
+    lesson: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # From WhatsApp's read receipts; SMS never tells.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LessonAnswer(Base):
+    """A participant's first answer to a quiz question or a reflection question.
+
+    Only the choice and whether it was right are kept here; a reflection's
+    words stay in its message.
+    """
+
+    __tablename__ = "lesson_answers"
+    __table_args__ = (
+        UniqueConstraint("enrolment_id", "lesson", "kind", "question"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
+    )
+    lesson: Mapped[int] = mapped_column(Integer)
+    # "quiz" (question numbered from 1) or "reflection" (question 0).
+    kind: Mapped[str] = mapped_column(String(16))
+    question: Mapped[int] = mapped_column(Integer)
+    choice: Mapped[int | None] = mapped_column(Integer)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CourseQuestion(Base):
+    """A participant's question for the course teacher, and the teacher's answer.
+
+    pending -> sending -> sent (e-mailed) -> answered; failed when the e-mail's
+    retries ran out. The words are in the message; the Finnish translation is
+    kept here, encrypted, for the teacher.
+    """
+
+    __tablename__ = "course_questions"
+    __table_args__ = NO_REUSE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    lesson: Mapped[int | None] = mapped_column(Integer)
+    finnish: Mapped[str | None] = mapped_column(EncryptedText())
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_by: Mapped[str | None] = mapped_column(String(64))

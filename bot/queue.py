@@ -157,6 +157,24 @@ def enqueue_handoff(
     )
 
 
+def enqueue_question(
+    queue: Queue, question_id: int, client_id: int, intervals: tuple[int, ...]
+) -> bool:
+    """Queue the e-mail of a course participant's question to their teacher.
+
+    On the client's turn; retried over hours like a handoff, and queued again
+    by the sweep while it is pending.
+    """
+    return _enqueue(
+        queue,
+        "workers.course.send_question",
+        question_id,
+        f"polku-client-{client_id}",
+        intervals,
+        f"send course question {question_id}",
+    )
+
+
 def enqueue_reply(
     queue: Queue, message_id: int, client_id: int, intervals: tuple[int, ...]
 ) -> bool:

@@ -17,6 +17,7 @@ from bot.models import (
     AuditEntry,
     Client,
     Conversation,
+    Enrolment,
     Handoff,
     Message,
     ModelCall,
@@ -56,6 +57,10 @@ def apply_retention(db: Database, now: datetime | None = None) -> dict[str, int]
         ),
         "handoff": delete(Handoff).where(
             Handoff.created_at < now - classes["handoff"].retention
+        ),
+        # Deliveries, answers and questions go with their enrolment.
+        "lesson_progress": delete(Enrolment).where(
+            Enrolment.updated_at < now - classes["lesson_progress"].retention
         ),
     }
     counts = {}

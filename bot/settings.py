@@ -57,6 +57,8 @@ class Settings:
     llm_timeout: float = 15.0
     llm_max_retries: int = 2
     teams_file: Path | None = None
+    # WhatsApp templates (ContentSids per language); None: flows/whatsapp.yaml.
+    whatsapp_templates_file: Path | None = None
     counsellors_file: Path | None = None
     counsellor_session_minutes: int = 30
     smtp_url: str | None = None
@@ -188,6 +190,15 @@ class Settings:
                 f"TEAMS_FILE {str(self.teams_file)!r} is not a file; point it at a "
                 "copy of flows/teams.yaml with the real addresses, or leave it unset"
             )
+        if (
+            self.whatsapp_templates_file is not None
+            and not self.whatsapp_templates_file.is_file()
+        ):
+            raise ConfigError(
+                f"WHATSAPP_TEMPLATES_FILE {str(self.whatsapp_templates_file)!r} is "
+                "not a file; point it at a copy of flows/whatsapp.yaml with the "
+                "ContentSids of your Twilio account, or leave it unset"
+            )
         if not 5 <= self.counsellor_session_minutes <= 480:
             raise ConfigError(
                 f"COUNSELLOR_SESSION_MINUTES {self.counsellor_session_minutes} must "
@@ -255,6 +266,7 @@ def load_settings(
         "llm_timeout": _number(env, "LLM_TIMEOUT", 15.0, float),
         "llm_max_retries": _number(env, "LLM_MAX_RETRIES", 2, int),
         "teams_file": _path(env.get("TEAMS_FILE")),
+        "whatsapp_templates_file": _path(env.get("WHATSAPP_TEMPLATES_FILE")),
         "counsellors_file": _path(env.get("COUNSELLORS_FILE")),
         "counsellor_session_minutes": _number(
             env, "COUNSELLOR_SESSION_MINUTES", 30, int

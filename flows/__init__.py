@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from flows.course import Course, load_course
 from flows.model import Flow, FlowError, catalogue_keys, load_flow, load_municipalities
 from flows.rules import RuleBook, load_rules, load_services
 from flows.teams import Teams, load_teams
@@ -25,6 +26,8 @@ NOT_FLOWS = (
     "summary.yaml",
     "questions.yaml",
     "teams.yaml",
+    "course.yaml",
+    "whatsapp.yaml",
 )
 
 
@@ -40,6 +43,8 @@ class FlowSet:
     counsellor_only: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Who receives handoffs, and the reply time promised (teams.yaml).
     teams: Teams | None = None
+    # The civic-orientation course (course.yaml); None where none is offered.
+    course: Course | None = None
 
     @property
     def interview(self) -> Flow:
@@ -67,6 +72,7 @@ def load_flows(directory: Path = FLOWS_DIR, teams_file: Path | None = None) -> F
     summary = load_summary(directory / "summary.yaml", flows[INTERVIEW])
     counsellor_only = load_topics(directory / "questions.yaml", "counsellor_only")
     teams = load_teams(teams_file or directory / "teams.yaml", flows[INTERVIEW])
+    course = load_course(directory / "course.yaml")
 
     return FlowSet(
         flows=flows,
@@ -74,6 +80,7 @@ def load_flows(directory: Path = FLOWS_DIR, teams_file: Path | None = None) -> F
         summary=summary,
         counsellor_only=counsellor_only,
         teams=teams,
+        course=course,
     )
 
 

@@ -41,6 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("POLKU_REQUIRE_SERVICES") == "1"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TABLES = (
+    "course_questions",
+    "lesson_answers",
+    "lesson_deliveries",
+    "enrolments",
+    "course_groups",
     "handoffs",
     "messages",
     "conversations",

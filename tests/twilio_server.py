@@ -29,12 +29,16 @@ class SentMessage:
     status_callback: str | None
     sid: str
     auth: tuple[str, str]
+    content_sid: str | None = None
+    content_variables: str | None = None
 
 
 @dataclass
 class TwilioState:
     messages: list[SentMessage] = field(default_factory=list)
     failures: list[tuple[int, int]] = field(default_factory=list)
+    # WhatsApp recipients outside the 24-hour window: free text is refused.
+    closed_windows: set[str] = field(default_factory=set)
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,12 +69,24 @@ class FakeTwilio:
         with self.state.lock:
             self.state.messages.clear()
             self.state.failures.clear()
+            self.state.closed_windows.clear()
             self.state.requests = 0
 
     def fail_next(self, times: int, status: int = 500, code: int = 20500) -> None:
         """Answer the next `times` message requests with `status` and error `code`."""
         with self.state.lock:
             self.state.failures.extend([(status, code)] * times)
+
+    def close_window(self, to: str) -> None:
+        """Refuse free text to WhatsApp recipient `to`, as WhatsApp does after
+        24 hours of silence (error 63016); templates still go."""
+        with self.state.lock:
+            self.state.closed_windows.add(to)
+
+    def open_window(self, to: str) -> None:
+        """`to` has written: free text goes again for 24 hours."""
+        with self.state.lock:
+            self.state.closed_windows.discard(to)
 
     @property
     def messages(self) -> list[SentMessage]:
@@ -109,6 +125,13 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.requests += 1
                 failure = state.failures.pop(0) if state.failures else None
+                content_sid = form.get("ContentSid", [None])[0]
+                if (
+                    failure is None
+                    and content_sid is None
+                    and form["To"][0] in state.closed_windows
+                ):
+                    failure = (400, 63016)
                 if failure is None:
                     sent = SentMessage(
                         account_sid=match.group(1),
@@ -118,6 +141,8 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
                         status_callback=form.get("StatusCallback", [None])[0],
                         sid="SM" + secrets.token_hex(16),
                         auth=auth,
+                        content_sid=content_sid,
+                        content_variables=form.get("ContentVariables", [None])[0],
                     )
                     state.messages.append(sent)
             if failure is not None:

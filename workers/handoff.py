@@ -15,7 +15,7 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from bot.channels import get_channels
-from bot.conversation import anonymise_for, get_dialogue
+from bot.conversation import COURSE, anonymise_for, get_dialogue
 from bot.counsellor import locked_conversation, translate_answers
 from bot.db import get_db
 from bot.handoff import claim, compose, mark_failed, mark_sent, route
@@ -116,15 +116,21 @@ def translate_reply(message_id: int) -> int:
             conversation = locked_conversation(session, draft.conversation_id)
             client = session.get(Client, draft.client_id)
             language = client.language or "fi"
+            # A course teacher's answer is headed as one.
+            who = (
+                "course.teacher_reply"
+                if conversation.stage == COURSE
+                else ("counsellor_reply")
+            )
             values: dict[str, str] = {}
             finnish = draft.body
             anonymised = anonymise_for(conversation, finnish, values)
         translated = get_translator(app).for_client(anonymised, "fi", language, values)
         if translated is not None:
-            heading = text("counsellor_reply.translated", language)
+            heading = text(f"{who}.translated", language)
             body = f"{heading}\n{translated}"
         else:
-            heading = text("counsellor_reply.untranslated", language)
+            heading = text(f"{who}.untranslated", language)
             body = f"{heading}\n{finnish}"
         with db.transaction() as session:
             draft = session.get(Message, message_id)

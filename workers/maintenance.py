@@ -26,10 +26,11 @@ from bot.messaging import (
     TRANSLATING,
     queue_outbound,
 )
-from bot.models import Handoff, Message, utcnow
+from bot.models import CourseQuestion, Enrolment, Handoff, Message, utcnow
 from bot.queue import (
     enqueue_handoff,
     enqueue_inbound,
+    enqueue_question,
     enqueue_reply,
     enqueue_send,
     get_queue,
@@ -79,7 +80,7 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
     if waiting:
         logger.info("sweep: queued %d waiting messages again", len(waiting))
 
-    return len(waiting) + requeue_handoffs(app, cutoff)
+    return len(waiting) + requeue_handoffs(app, cutoff) + requeue_questions(app, cutoff)
 
 
 def requeue_handoffs(app: Flask, cutoff: datetime) -> int:
@@ -110,6 +111,34 @@ def requeue_handoffs(app: Flask, cutoff: datetime) -> int:
             enqueue_handoff(queue, handoff_id, client_id, intervals)
     if waiting:
         logger.info("sweep: queued %d waiting handoffs again", len(waiting))
+
+    return len(waiting)
+
+
+def requeue_questions(app: Flask, cutoff: datetime) -> int:
+    """Queue again the course questions whose e-mail waits with no job behind it."""
+    intervals = app.config["POLKU"].handoff_retry_intervals
+    stale = utcnow() - STALE_CLAIM
+    with app.app_context():
+        queue = get_queue()
+        with get_db().session() as session:
+            query = (
+                select(CourseQuestion.id, Enrolment.client_id)
+                .join(Enrolment, Enrolment.id == CourseQuestion.enrolment_id)
+                .where(
+                    CourseQuestion.created_at <= cutoff,
+                    (CourseQuestion.status == PENDING)
+                    | (CourseQuestion.status == SENDING)
+                    & (CourseQuestion.claimed_at <= stale),
+                )
+                .order_by(CourseQuestion.id)
+                .limit(BATCH)
+            )
+            waiting = session.execute(query).all()
+        for question_id, client_id in waiting:
+            enqueue_question(queue, question_id, client_id, intervals)
+    if waiting:
+        logger.info("sweep: queued %d waiting course questions again", len(waiting))
 
     return len(waiting)
 

@@ -21,7 +21,12 @@ from bot.messaging import (
     queue_outbound,
     record_inbound_failure,
 )
-from bot.queue import enqueue_handoff, enqueue_translation, get_queue
+from bot.queue import (
+    enqueue_handoff,
+    enqueue_question,
+    enqueue_translation,
+    get_queue,
+)
 from workers import get_app
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,13 @@ def handle_inbound(message_id: int) -> int:
                 # After the replies: the client hears back before translating.
                 intervals = settings.retry_intervals
                 enqueue_translation(queue, pending_id, answered.client_id, intervals)
+            if answered.question_id is not None and answered.client_id is not None:
+                enqueue_question(
+                    queue,
+                    answered.question_id,
+                    answered.client_id,
+                    settings.handoff_retry_intervals,
+                )
             replies += len(answered.reply_ids)
 
     if given_up:

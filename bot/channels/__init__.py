@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from flask import Flask
 
+    from bot.channels.templates import Template
     from bot.settings import Settings
 
 SMS, WHATSAPP, WEB = "sms", "whatsapp", "web"
@@ -49,8 +50,21 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["polku.channels"] = channels_for(app.config["POLKU"])
+    from bot.channels.templates import load_templates
+    from flows import FLOWS_DIR
+
+    settings = app.config["POLKU"]
+    app.extensions["polku.channels"] = channels_for(settings)
+    path = settings.whatsapp_templates_file or (
+        (settings.flows_dir or FLOWS_DIR) / "whatsapp.yaml"
+    )
+    app.extensions["polku.templates"] = load_templates(path)
 
 
 def get_channels(app: Flask) -> dict[str, Channel]:
     return app.extensions["polku.channels"]
+
+
+def get_templates(app: Flask) -> dict[str, Template]:
+    """The WhatsApp templates by name (flows/whatsapp.yaml)."""
+    return app.extensions["polku.templates"]
