@@ -600,7 +600,10 @@ def _choose_language(
 
     client.language = code
     logger.info("client %s: language %s", client.id, code)
-    notice = _notice(code, conversation, dialogue)
+    course = (conversation.state or {}).get("resume") == COURSE
+    notice = _notice(
+        code, conversation, dialogue, "course.notice_ai" if course else "notice.ai"
+    )
     resume = (conversation.state or {}).get("resume")
     if resume is None:
         return [notice, *_start_interview(conversation, dialogue, code)]
@@ -697,9 +700,9 @@ def language_menu(language: str | None) -> str:
     return _language_menu(language)
 
 
-def notice(language: str, conversation: Conversation, dialogue: Dialogue) -> str:
-    """The AI and privacy notice, for a conversation that starts elsewhere."""
-    return _notice(language, conversation, dialogue)
+def course_notice(language: str, conversation: Conversation, dialogue: Dialogue) -> str:
+    """The AI and privacy notice of the civic-orientation course."""
+    return _notice(language, conversation, dialogue, "course.notice_ai")
 
 
 def _language_menu(language: str | None) -> str:
@@ -711,12 +714,17 @@ def _language_menu(language: str | None) -> str:
     return f"{intro}\n{_menu_lines()}"
 
 
-def _notice(language: str, conversation: Conversation, dialogue: Dialogue) -> str:
+def _notice(
+    language: str,
+    conversation: Conversation,
+    dialogue: Dialogue,
+    ai: str = "notice.ai",
+) -> str:
     """Return the AI and privacy notice; remember that the client has seen it."""
     conversation.state = {**(conversation.state or {}), "notice_language": language}
     where = dialogue.contact or text("contact.default", language)
     parts = [
-        text("notice.ai", language),
+        text(ai, language),
         text("notice.data", language),
         text("notice.rights", language, contact=where),
         text("notice.more", language, url=dialogue.privacy_url),

@@ -31,8 +31,8 @@ from bot.conversation import (
     CHOOSING_LANGUAGE,
     COURSE,
     Dialogue,
+    course_notice,
     language_menu,
-    notice,
 )
 from bot.db import Database
 from bot.models import (
@@ -314,15 +314,21 @@ def write_due(
     done = Written()
     with db.session() as session:
         rows = session.execute(
-            select(Enrolment.id, CourseGroup)
+            select(Enrolment.id, Enrolment.first_lesson, CourseGroup)
             .join(CourseGroup, CourseGroup.id == Enrolment.group_id)
             .where(Enrolment.status == ACTIVE, CourseGroup.closed_at.is_(None))
             .order_by(Enrolment.id)
         ).all()
-        plans = {group.id: (group, _plan(course, group)) for _, group in rows}
-        enrolment_ids = [(enrolment_id, group.id) for enrolment_id, group in rows]
-    for enrolment_id, group_id in enrolment_ids:
-        group, dues = plans[group_id]
+        recorded = _recorded_counts(session)
+        plans = {group.id: (group, _plan(course, group)) for _, _, group in rows}
+    for enrolment_id, first, group in rows:
+        group, dues = plans[group.id]
+        mine = [due for due in dues if due.lesson >= first]
+        fallen = sum(due.at <= now for due in mine)
+        if recorded.get(enrolment_id, 0) >= fallen and fallen < len(mine):
+            # Everything due so far is recorded; the usual run at most times.
+            # Schedules and first lessons never change, so the count is exact.
+            continue
         with db.transaction() as session:
             _write_for(
                 session,
@@ -346,6 +352,20 @@ def write_due(
         )
 
     return done
+
+
+def _recorded_counts(session: Session) -> dict[int, int]:
+    """Return how many lesson messages each active enrolment has recorded."""
+    rows = session.execute(
+        select(LessonDelivery.enrolment_id, func.count(LessonDelivery.id))
+        .join(Enrolment, Enrolment.id == LessonDelivery.enrolment_id)
+        .where(
+            Enrolment.status == ACTIVE,
+            LessonDelivery.lesson >= Enrolment.first_lesson,
+        )
+        .group_by(LessonDelivery.enrolment_id)
+    )
+    return {enrolment_id: count for enrolment_id, count in rows}
 
 
 def _plan(course: Course, group: CourseGroup) -> list[Due]:
@@ -789,6 +809,9 @@ class CourseTurn:
         if self.held:
             # Their message answered a template: the held lesson is the reply.
             return []
+        if word in commands.back | commands.restart:
+            # The interview's commands mean nothing here; say what does.
+            return [text("course.continue", language)]
 
         return self._answer(client, conversation, enrolment, body)
 
@@ -827,7 +850,7 @@ class CourseTurn:
             return [language_menu(None)]
 
         return [
-            notice(language, course_conversation, dialogue),
+            course_notice(language, course_conversation, dialogue),
             welcome(group, language),
         ]
 
@@ -849,6 +872,9 @@ class CourseTurn:
                 return self._score(enrolment, lesson, question, choice, language)
             if _looks_like_choice(body):
                 return [text("course.quiz_not_understood", language, count=options)]
+        elif _looks_like_choice(body):
+            # "ok", "5": too short to be a question or a thought.
+            return [text("course.continue", language)]
         reflection = self._open_reflection(enrolment)
         if (
             reflection is not None
@@ -1199,7 +1225,7 @@ def enrol_number(
         session, client, group, course, by=by, label=label, now=now
     )
     body = "\n\n".join(
-        [notice(language, conversation, dialogue), welcome(group, language)]
+        [course_notice(language, conversation, dialogue), welcome(group, language)]
     )
     written = write_course_message(
         session,

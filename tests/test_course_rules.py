@@ -205,9 +205,14 @@ def test_two_schedulers_at_once_write_each_message_once(app):
 def test_a_paused_participant_misses_lessons_and_start_brings_them_back(
     app, client, twilio
 ):
+    from bot.messaging import queue_outbound
+    from bot.queue import get_queue
+
     add_group(app)
-    enrol(app)
+    queue_outbound(get_db(app), get_queue(app), enrol(app), (1,))
     run_worker(app)
+    # The welcome tells that an AI writes, and that the teacher is a person.
+    assert "pass your questions to your teacher" in twilio.bodies_to(NUMBER)[0]
     post_signed(client, "/twilio/messages", message_params(From=NUMBER, Body="pause"))
     run_worker(app)
     assert twilio.bodies_to(NUMBER)[-1].startswith("The lessons are paused")
@@ -216,6 +221,12 @@ def test_a_paused_participant_misses_lessons_and_start_brings_them_back(
     post_signed(client, "/twilio/messages", message_params(From=NUMBER, Body="START"))
     run_worker(app)
     assert twilio.bodies_to(NUMBER)[-1].startswith("The lessons continue")
+    # The interview's commands and a bare "ok" say what the course offers,
+    # instead of going to the teacher as a question.
+    for body in ("BACK", "ok"):
+        post_signed(client, "/twilio/messages", message_params(From=NUMBER, Body=body))
+        run_worker(app)
+        assert twilio.bodies_to(NUMBER)[-1].startswith("You are in the civic")
     # Lesson 1's session passed while paused: its prompt and the reminder are
     # recorded as missed, never sent late; its quiz may still go for 48 hours.
     written = write(app, local(2, 14))
