@@ -321,11 +321,14 @@ def write_due(
         ).all()
         recorded = _recorded_counts(session)
         plans = {group.id: (group, _plan(course, group)) for _, _, group in rows}
+    counted: dict[tuple[int, int], tuple[int, int]] = {}
     for enrolment_id, first, group in rows:
         group, dues = plans[group.id]
-        mine = [due for due in dues if due.lesson >= first]
-        fallen = sum(due.at <= now for due in mine)
-        if recorded.get(enrolment_id, 0) >= fallen and fallen < len(mine):
+        if (group.id, first) not in counted:
+            mine = [due for due in dues if due.lesson >= first]
+            counted[group.id, first] = (sum(due.at <= now for due in mine), len(mine))
+        fallen, total = counted[group.id, first]
+        if recorded.get(enrolment_id, 0) >= fallen and fallen < total:
             # Everything due so far is recorded; the usual run at most times.
             # Schedules and first lessons never change, so the count is exact.
             continue
