@@ -35,17 +35,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(days=30),
     )
 
-    from bot import channels, cli, conversation, db
-    from bot.logs import configure_logging
+    from bot import channels, cli, conversation, db, logs
 
-    configure_logging(settings)
+    logs.configure_logging(settings)
+    # First: whatever runs before a view logs with the request's id.
+    logs.init_app(app)
     db.init_app(app)
     channels.init_app(app)
     conversation.init_app(app)
     cli.init_app(app)
 
-    from bot import casepage, coursepage, webchat, webhooks
+    from bot import casepage, coursepage, health, webchat, webhooks
 
+    app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(webchat.bp)
     app.register_blueprint(casepage.bp)

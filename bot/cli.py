@@ -34,6 +34,7 @@ keys_cli = AppGroup("keys", help="Manage the keys that encrypt personal data.")
 def init_app(app: Flask) -> None:
     from bot.chat_cli import chat, flows_cli
     from bot.course_cli import course_cli
+    from bot.doctor import doctor_command
     from bot.handoff_cli import counsellors_cli, handoffs_cli
     from esco.cli import esco_cli
     from translations.cli import translations_cli
@@ -53,6 +54,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(anonymise_command)
     app.cli.add_command(detect_language_command)
+    app.cli.add_command(doctor_command)
 
 
 @db_cli.command("upgrade")
@@ -129,6 +131,10 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     # Load the language models before forking work horses: each job starts warm.
     preload()
     preload_esco(app)
+    # Twilio's client imports its REST classes on first use: 50-180 ms that every
+    # work horse would pay again for each reply it sends (bench/load.py).
+    import twilio.rest.api  # noqa: F401
+
     argos = settings.translator == "argos" and installed_packages(settings.packages_dir)
     if argos or settings.llm_enabled:
         # Text for a translator or a language model is anonymised first: load
@@ -136,6 +142,9 @@ def worker(burst: bool, with_scheduler: bool) -> None:
         analyzer()
     if argos:
         preload_argos()
+    if settings.llm_enabled:
+        # The openai package takes 1-2 s to import: once, not in every job.
+        import bot.llm_openai  # noqa: F401
     queue = get_queue(app)
     PolkuWorker([queue], connection=queue.connection).work(
         burst=burst,

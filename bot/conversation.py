@@ -35,6 +35,7 @@ from translations.detection import Detection, detect
 if TYPE_CHECKING:
     from flask import Flask
 
+    from bot.limits import Verdict
     from bot.questions import ServiceDesk
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ class Dialogue:
     # Answers a conversation's questions about services; None: from the
     # entries alone.
     desk: Callable[[Conversation], ServiceDesk] | None = None
+    # Counts a conversation the client starts (first contact, RESTART) against
+    # CONVERSATIONS_PER_DAY; None: no limit.
+    opening: Callable[[Client], Verdict] | None = None
 
     @classmethod
     def load(
@@ -182,6 +186,7 @@ def init_app(app: Flask) -> None:
         vocabulary=partial(_vocabulary, app),
         assistant=partial(_assistant, app),
         desk=partial(_desk, app, dialogue.flows),
+        opening=partial(_opening, app),
     )
 
 
@@ -214,6 +219,12 @@ def _desk(app: Flask, flows: FlowSet, conversation: Conversation) -> ServiceDesk
     return ServiceDesk(
         flows, conversation, get_language_model(app), partial(get_translator, app)
     )
+
+
+def _opening(app: Flask, client: Client) -> Verdict:
+    from bot.limits import get_limits
+
+    return get_limits(app).opening(client)
 
 
 def get_dialogue(app: Flask) -> Dialogue:
@@ -298,6 +309,9 @@ def respond(
         return _hand_off(client, conversation, dialogue, events)
 
     if conversation.stage == NEW:
+        refused = _refuse_opening(client, dialogue)
+        if refused is not None:
+            return refused
         conversation.stage = CHOOSING_LANGUAGE
         return [_first_contact(detect(body))]
     if media_count and not body.strip():
@@ -378,6 +392,9 @@ def _interview_turn(
     flow, language = dialogue.flows.interview, client.language
     state = _interview(conversation)
     if word in dialogue.commands.restart or state is None:
+        refused = _refuse_opening(client, dialogue) if state is not None else None
+        if refused is not None:
+            return refused
         state = state if state is not None else {}
         outcome = engine.restart(flow, state, language)
         conversation.stage = INTERVIEW
@@ -421,6 +438,20 @@ def _interview_turn(
         return [*outcome.replies, *_promise(conversation, dialogue, language)]
 
     return outcome.replies + _offer_switch(client, conversation, body)
+
+
+def _refuse_opening(client: Client, dialogue: Dialogue) -> list[str] | None:
+    """Return the replies refusing one more conversation today, or None to go on.
+
+    The client is told once a day; later tries get no reply.
+    """
+    verdict = dialogue.opening(client) if dialogue.opening else None
+    if verdict is None or not verdict.limited:
+        return None
+    if not verdict.first:
+        return []
+
+    return [client_notice("limit.conversations", client.language, dialogue.contact)]
 
 
 def _answer_question(
@@ -735,6 +766,19 @@ def _notice(
 
 def _help(language: str | None) -> str:
     return _in_language("help", language)
+
+
+def client_notice(
+    key: str, language: str | None, contact: str = "", **values: str | int
+) -> str:
+    """Return text `key` in the client's language (or fi and en), with {contact}."""
+    codes = [language] if language in LANGUAGES_BY_CODE else ["fi", "en"]
+    texts = [
+        text(key, code, contact=contact or text("contact.default", code), **values)
+        for code in codes
+    ]
+
+    return "\n\n".join(texts)
 
 
 def _in_language(key: str, language: str | None) -> str:

@@ -2,22 +2,48 @@
 
 The database is the source of truth for clients, conversations and messages; Redis
 only carries ids. Webhooks, workers and the CLI open short explicit transactions.
+While it is unreachable, requests are answered 503 with Retry-After (nothing is
+half-written; Twilio retries); pooled connections are checked before each use.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flask import Response, jsonify, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot import metrics
 
 if TYPE_CHECKING:
     from flask import Flask
+
+logger = logging.getLogger(__name__)
+
+# The database is down, restarting, unreachable or out of connections: nothing
+# is wrong with the request or the data, and the same work succeeds later.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
+# What a 503 asks the caller to wait; Twilio and the web chat try again.
+RETRY_AFTER_SECONDS = 30
+# A PostgreSQL server that does not answer must not hold a webhook for long
+# (Twilio waits 15 s for its answer).
+CONNECT_TIMEOUT_SECONDS = 5
+
+metrics.describe(
+    "polku_failures_total",
+    "Failures an operator should know of, by kind: database (a request answered "
+    "503), twilio_send (a reply not sent after its last try), llm (a model call "
+    "that failed or timed out), handoff_mail and question_mail (an e-mail try).",
+)
 
 
 class Database:
@@ -55,6 +81,11 @@ def _create_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
+    if (
+        parsed.get_backend_name() == "postgresql"
+        and "connect_timeout" not in parsed.query
+    ):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Plain postgresql:// means psycopg 3 here, the driver we install.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(
@@ -82,6 +113,33 @@ def _configure_sqlite(connection: Any, _record: Any) -> None:
 
 def init_app(app: Flask) -> None:
     app.extensions["polku.db"] = Database(app.config["POLKU"].database_url)
+    for error in UNAVAILABLE_ERRORS:
+        app.register_error_handler(error, database_unavailable)
+
+
+def database_unavailable(error: Exception) -> Response:
+    """Answer 503 with Retry-After when the database cannot be reached.
+
+    The transaction was rolled back, so nothing is half-written; Twilio sends
+    the webhook again (same MessageSid, stored once). Only the error's kind is
+    logged: its text may quote SQL parameters.
+    """
+    cause = type(getattr(error, "orig", None) or error).__name__
+    logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, cause
+    )
+    metrics.count("polku_failures_total", kind="database")
+    message = "the database is not reachable just now; try again shortly"
+    if request.path.startswith("/chat/"):
+        response = jsonify(error=message)
+    else:
+        response = Response(
+            f"503 Service Unavailable: {message}\n", mimetype="text/plain"
+        )
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+
+    return response
 
 
 def get_db(app: Flask | None = None) -> Database:

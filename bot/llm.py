@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from redis import Redis
 from redis.exceptions import RedisError
 
+from bot import metrics
 from bot.errors import PolkuError
 from bot.gate import AnonymisedText, release
 
@@ -219,14 +220,21 @@ class LanguageModel:
             completion = self.backend.chat(messages, schema, prompt.template)
         except BackendError as exc:
             self.breaker.failed()
-            latency = int((time.monotonic() - began) * 1000)
+            seconds = time.monotonic() - began
             outcome = TIMEOUT if exc.timeout else ERROR
-            self._record(prompt, outcome, latency_ms=latency)
+            metrics.observe(
+                "polku_llm_seconds", seconds, purpose=prompt.purpose, outcome=outcome
+            )
+            self._record(prompt, outcome, latency_ms=int(seconds * 1000))
+            metrics.count("polku_failures_total", kind="llm", outcome=outcome)
             logger.warning("llm: %s call failed (%s)", prompt.template, outcome)
             raise ModelUnavailableError(str(exc)) from exc
         self.breaker.succeeded()
-        latency = int((time.monotonic() - began) * 1000)
-        self._record(prompt, OK, completion, latency)
+        seconds = time.monotonic() - began
+        metrics.observe(
+            "polku_llm_seconds", seconds, purpose=prompt.purpose, outcome=OK
+        )
+        self._record(prompt, OK, completion, int(seconds * 1000))
 
         return completion
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rq import Queue
@@ -18,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import audit
+from bot import audit, logs, metrics
 from bot.channels import SMS, WEB, WHATSAPP, Channel
 from bot.conversation import (
     DATA_SUMMARY,
@@ -28,6 +30,7 @@ from bot.conversation import (
     TRANSLATE,
     Dialogue,
     Stored,
+    client_notice,
     respond,
 )
 from bot.course import (
@@ -46,8 +49,12 @@ from bot.segments import count_segments, split_reply
 
 logger = logging.getLogger(__name__)
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 INBOUND, OUTBOUND = "in", "out"
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
+# Over the sender's inbound limit (bot/limits.py): kept for the counsellor,
+# never answered, never queued again by the sweep.
+LIMITED = "limited"
 PRIVACY = "privacy"
 # A counsellor's reply, written in Finnish: held back until the worker has
 # put it into the client's language, then queued like any reply.
@@ -60,6 +67,8 @@ QUEUED, SENDING, SENT, FAILED, SUPPRESSED = (
     "failed",
     "suppressed",
 )
+# Not sent, for good: SMS to a country SMS_ALLOWED_COUNTRY_CODES leaves out.
+REFUSED = "refused"
 # Twilio's outbound statuses in the order they happen: a late callback never
 # moves a message back, and a status Twilio does not document is not stored.
 STATUS_RANK = {
@@ -91,6 +100,18 @@ class Answered:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Why a reply is not handed to its channel now: postponed, or `refused`."""
+
+    reason: str
+    refused: bool = False
+
+
+# Asked before each send; None lets the reply go (bot/limits.py makes one).
+SendGate = Callable[[Message, Client], Hold | None]
+
+
+@dataclass(frozen=True)
 class Inbound:
     """What a channel hands over for one inbound message."""
 
@@ -102,8 +123,16 @@ class Inbound:
 
 
 def clean_text(body: str) -> str:
-    """Drop NUL characters: no database stores them in text, nobody types them."""
-    return body.replace("\x00", "")
+    """Drop NUL characters and lone surrogates: no database stores them in text.
+
+    A surrogate can only arrive escaped in JSON (the web chat); it becomes the
+    replacement character, as any other undecodable input does.
+    """
+    cleaned = body.replace("\x00", "")
+    if LONE_SURROGATE.search(cleaned):
+        cleaned = LONE_SURROGATE.sub("\ufffd", cleaned)
+
+    return cleaned
 
 
 def address_hash(secret_key: str, channel: str, address: str) -> str:
@@ -205,12 +234,14 @@ def answer(
     channels: dict[str, Channel],
     dialogue: Dialogue,
     secret_key: str = "",
+    max_chars: int | None = None,
 ) -> Answered:
     """Answer one inbound message; return the replies written and what follows.
 
     The conversation's new state, the replies and the message's new status are
     committed together; a message answered before is skipped, so running this
-    twice writes no second answer.
+    twice writes no second answer. Only the first `max_chars` characters are
+    read (the message stays whole), and the client is told so.
     """
     with db.transaction() as session:
         client_id = session.scalar(
@@ -225,18 +256,23 @@ def answer(
             return Answered([])
 
         conversation = _current_conversation(session, client)
+        logs.bind_conversation(conversation.id)
         events: list[str] = []
         course = CourseTurn(session, message.id, held=has_held(session, client))
+        body, cut = _readable(message, max_chars)
         texts = respond(
             client,
             conversation,
-            message.body,
+            body,
             dialogue,
             media_count=message.media_count,
             events=events,
             stored=lambda: _stored(session, client),
             course=course,
         )
+        if cut and texts:
+            notice = client_notice("limit.long_message", client.language, count=cut)
+            texts.insert(0, notice)
         purpose = PRIVACY if PRIVACY_REPLY in events or ERASE in events else None
         if ERASE in events:
             erase_client_data(session, client, secret_key)
@@ -278,6 +314,59 @@ def answer(
         handoff_id,
         course.question_id,
     )
+
+
+def _readable(message: Message, max_chars: int | None) -> tuple[str, int]:
+    """Return the part of `message` to read, and how long it is if it was cut.
+
+    Reading a long text costs the anonymiser, detection and translation time
+    that grows with its length; the whole text stays stored for the counsellor.
+    """
+    if not max_chars or len(message.body) <= max_chars:
+        return message.body, 0
+    logger.info(
+        "message %s: %d characters, read the first %d",
+        message.id,
+        len(message.body),
+        max_chars,
+    )
+    metrics.count("polku_limited_total", kind="message_length", channel=message.channel)
+
+    return message.body[:max_chars], max_chars
+
+
+def mark_limited(
+    db: Database,
+    message_id: int,
+    notice: str | None,
+    channels: dict[str, Channel],
+    contact: str = "",
+) -> list[int]:
+    """Keep inbound `message_id` unanswered: it is over its sender's limit.
+
+    With a `notice` (a catalogue key) the client is told, in their language;
+    return the ids of the replies written, for the caller to queue.
+    """
+    with db.transaction() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.status != RECEIVED:
+            return []
+        # No client lock: nothing here depends on the conversation's state.
+        client = session.get(Client, message.client_id)
+        conversation = session.scalars(
+            select(Conversation)
+            .where(Conversation.client_id == client.id, Conversation.ended_at.is_(None))
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        ).first()
+        message.conversation_id = conversation.id if conversation else None
+        _set_status(message, LIMITED)
+        if notice is None or client.opted_out:
+            return []
+        text = client_notice(notice, client.language, contact=contact)
+        replies = write_replies(session, client, conversation, [text], channels)
+
+        return [reply.id for reply in replies]
 
 
 def _stored(session: Session, client: Client) -> Stored:
@@ -398,18 +487,21 @@ def deliver(
     channels: dict[str, Channel],
     *,
     final_attempt: bool = False,
-) -> None:
+    gate: SendGate | None = None,
+) -> bool:
     """Send the client's queued replies up to `message_id`, oldest first.
 
     Raises `ChannelError` when a retryable failure should be tried again later;
     on the `final_attempt` the message is marked failed before raising. A
-    permanent refusal marks the message failed without raising.
+    permanent refusal marks the message failed without raising. `gate` may
+    hold a reply back: refuse it for good, or postpone it; a postponed reply
+    and the later ones stay queued, and True is returned.
     """
     with db.session() as session:
         target = session.get(Message, message_id)
         if target is None or target.direction != OUTBOUND:
             logger.warning("message %s: not an outbound message; skipped", message_id)
-            return
+            return False
         query = (
             select(Message.id)
             .where(
@@ -423,21 +515,39 @@ def deliver(
         waiting = list(session.scalars(query))
 
     for waiting_id in waiting:
-        _deliver_one(db, waiting_id, channels, final_attempt=final_attempt)
+        if _deliver_one(db, waiting_id, channels, final_attempt, gate):
+            # In order or not at all: the later replies wait with this one.
+            return True
+
+    return False
 
 
 def _deliver_one(
-    db: Database, message_id: int, channels: dict[str, Channel], *, final_attempt: bool
-) -> None:
+    db: Database,
+    message_id: int,
+    channels: dict[str, Channel],
+    final_attempt: bool,
+    gate: SendGate | None,
+) -> bool:
+    """Send one reply; return True if `gate` postponed it."""
     with db.transaction() as session:
         message = session.get(Message, message_id)
         client = session.get(Client, message.client_id) if message else None
         if message is None or client is None or message.status not in (QUEUED, SENDING):
-            return
+            return False
+        logs.bind_conversation(message.conversation_id)
         if client.opted_out and message.purpose != PRIVACY:
             _set_status(message, SUPPRESSED)
             logger.info("message %s: suppressed, client opted out", message.id)
-            return
+            return False
+        hold = gate(message, client) if gate is not None else None
+        if hold is not None and hold.refused:
+            _set_status(message, REFUSED)
+            _finish_erasure(session, message)
+            return False
+        if hold is not None:
+            message.status = QUEUED
+            return True
         message.status = SENDING
         message.attempts += 1
         to, body, channel_name = client.address, message.body, message.channel
@@ -459,7 +569,7 @@ def _deliver_one(
         _record_failure(db, message_id, exc, final_attempt)
         if exc.retryable:
             raise
-        return
+        return False
 
     with db.transaction() as session:
         message = session.get(Message, message_id)
@@ -468,6 +578,8 @@ def _deliver_one(
             _set_status(message, "delivered" if channel_name == WEB else SENT)
             _finish_erasure(session, message)
     logger.info("message %s: sent on %s", message_id, channel_name)
+
+    return False
 
 
 def _send_template(channel: Channel, to: str, sid: str, variables: str) -> str:
@@ -515,7 +627,24 @@ def _record_failure(
             return
         _set_status(message, FAILED)
         _finish_erasure(session, message)
-    logger.warning("message %s: send failed for good: %s", message_id, exc)
+        client_id, channel = message.client_id, message.channel
+    kind = "twilio_send" if channel in PHONE_CHANNELS else f"{channel}_send"
+    metrics.count("polku_failures_total", kind=kind)
+    if exc.retryable:
+        # Every try failed: the client is left without this reply.
+        logger.error(
+            "message %s to client %s: send failed after the last retry: %s",
+            message_id,
+            client_id,
+            exc,
+        )
+    else:
+        logger.warning(
+            "message %s to client %s: send refused for good: %s",
+            message_id,
+            client_id,
+            exc,
+        )
 
 
 def _set_status(message: Message, status: str) -> None:

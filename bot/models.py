@@ -118,8 +118,10 @@ class Conversation(Base):
 class Message(Base):
     """One text in (`direction="in"`) or out, with its processing or delivery state.
 
-    Inbound: received -> processed (or ignored after an opt-out).
-    Outbound: queued -> sending -> sent -> delivered | undelivered | failed.
+    Inbound: received -> processed (or ignored after an opt-out; limited when
+    the sender went over an abuse limit: stored, never answered).
+    Outbound: queued -> sending -> sent -> delivered | undelivered | failed;
+    refused when SMS may not go to the number's country.
     """
 
     __tablename__ = "messages"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.rate_limit import RateLimit
+from rq.utils import now
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -31,8 +33,22 @@ QUEUE_NAME = "polku"
 FAILURE_TTL = 30 * 24 * 3600
 JOB_TIMEOUT = 120
 MARKER_MARGIN = 300
+# Seconds a worker's registration lives without a heartbeat; idle, it reports
+# every WORKER_TTL - 15 s (RQ's default of 420 would leave /readyz in doubt).
+WORKER_TTL = 60
+# Seconds between a worker's maintenance runs (RQ's default is 600): it hands a
+# dead worker's job back for a retry once its heartbeat lapses (90 s), and starts
+# RQ's scheduler again if a Redis outage ended it, so that retries run.
+MAINTENANCE_INTERVAL = 60
 
 _connecting = threading.Lock()
+
+
+def job_function(job: Job) -> str:
+    """Name a job by its function (handle_inbound), for metrics: never its id."""
+    module, _, name = (job.func_name or "").rpartition(".")
+
+    return name if module.startswith("workers") and name.isidentifier() else "other"
 
 
 def redis_url(settings: Settings) -> str:
@@ -109,6 +125,14 @@ def enqueue_send(
         intervals,
         f"send outbound message {message_id}",
     )
+
+
+def release_send(queue: Queue, message_id: int) -> None:
+    """Forget the send job of `message_id`, so that the sweep queues it again.
+
+    For a reply held back by a send limit: its job ends without sending it.
+    """
+    _forget(queue, f"polku:job:workers.messages.send_outbound:{message_id}")
 
 
 def enqueue_translation(
@@ -236,7 +260,34 @@ class PolkuWorker(Worker):
     Native models (CTranslate2, the embedding engine) lose their threads in a
     forked child; destroying one there waits for those threads forever. Frozen
     before the fork, the worker's garbage is the worker's own to collect.
+
+    It reports every WORKER_TTL - 15 seconds even when idle (RQ waits that long
+    for a job), so that /readyz can ask for a worker seen in the last minute;
+    and it times each job for /metrics and names it in the job's log lines.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_ttl", WORKER_TTL)
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
+        super().__init__(*args, **kwargs)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        from bot.logs import job_context
+        from bot.metrics import record_count, record_timing
+
+        labels = {"function": job_function(job)}
+        if job.enqueued_at is not None:
+            waited = max((now() - job.enqueued_at).total_seconds(), 0.0)
+            record_timing(self.connection, "polku_job_wait_seconds", waited, labels)
+        began = time.perf_counter()
+        with job_context(job.id):
+            done = super().perform_job(job, queue, execution)
+        ran = time.perf_counter() - began
+        record_timing(self.connection, "polku_job_run_seconds", ran, labels)
+        outcome = {**labels, "outcome": "ok" if done else "failed"}
+        record_count(self.connection, "polku_jobs_total", 1, outcome)
+
+        return done
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         try:

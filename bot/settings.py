@@ -24,6 +24,10 @@ TWILIO_DEFAULT_API_URL = "https://api.twilio.com"
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 TRANSLATORS = ("argos", "none")
+# A country calling code, or a longer prefix of one (35818: Åland).
+COUNTRY_CODE = re.compile(r"^[1-9][0-9]{0,5}$")
+# What a bearer token may hold (RFC 6750), long enough not to be guessed.
+METRICS_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,15 @@ class Settings:
     public_base_url: str | None = None
     retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     max_request_bytes: int = 64 * 1024
+    # Abuse limits (bot/limits.py); 0 turns a limit off.
+    inbound_per_minute: int = 10
+    inbound_per_day: int = 200
+    outbound_per_hour: int = 60
+    outbound_per_minute: int = 120
+    conversations_per_day: int = 5
+    max_message_chars: int = 2000
+    # Country calling codes SMS may go to; ("*",) allows every country.
+    sms_allowed_country_codes: tuple[str, ...] = ("358",)
     service_contact: str = ""
     flows_dir: Path | None = None
     reminder_after_hours: int = 48
@@ -69,6 +82,8 @@ class Settings:
     handoff_retry_intervals: tuple[int, ...] = (60, 300, 900, 1800, 3600, 3600, 3600)
     log_level: str = "INFO"
     log_json: bool = False
+    # Bearer token for GET /metrics; None: /metrics answers 404.
+    metrics_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -218,10 +233,45 @@ class Settings:
                 "HANDOFF_RETRY_INTERVALS must list one or more non-negative numbers "
                 "of seconds, like 60,300,900"
             )
+        if self.metrics_token is not None and not METRICS_TOKEN.match(
+            self.metrics_token
+        ):
+            raise ConfigError(
+                "METRICS_TOKEN must be 16 to 256 letters, digits or -._~+/= "
+                'characters; generate one with: python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"'
+            )
         if self.max_request_bytes < 1024:
             raise ConfigError(
                 f"MAX_REQUEST_BYTES {self.max_request_bytes} is too small for a "
                 "Twilio webhook; use at least 1024"
+            )
+        self._validate_limits()
+
+    def _validate_limits(self) -> None:
+        """Check the abuse limits (bot/limits.py)."""
+        for name in (
+            "inbound_per_minute",
+            "inbound_per_day",
+            "outbound_per_hour",
+            "outbound_per_minute",
+            "conversations_per_day",
+        ):
+            value = getattr(self, name)
+            if value < 0:
+                raise ConfigError(
+                    f"{name.upper()} {value} must be 0 (no limit) or more"
+                )
+        if self.max_message_chars < 160:
+            raise ConfigError(
+                f"MAX_MESSAGE_CHARS {self.max_message_chars} is shorter than one "
+                "SMS; use at least 160"
+            )
+        codes = self.sms_allowed_country_codes
+        if not codes or (codes != ("*",) and not all(map(COUNTRY_CODE.match, codes))):
+            raise ConfigError(
+                f"SMS_ALLOWED_COUNTRY_CODES {','.join(codes)!r} must list country "
+                "calling codes without +, like 358,46,372, or be * for every country"
             )
 
 
@@ -253,6 +303,15 @@ def load_settings(
         "public_base_url": env.get("PUBLIC_BASE_URL") or None,
         "retry_intervals": _intervals(env.get("RETRY_INTERVALS")),
         "max_request_bytes": _number(env, "MAX_REQUEST_BYTES", 64 * 1024, int),
+        "inbound_per_minute": _number(env, "INBOUND_PER_MINUTE", 10, int),
+        "inbound_per_day": _number(env, "INBOUND_PER_DAY", 200, int),
+        "outbound_per_hour": _number(env, "OUTBOUND_PER_HOUR", 60, int),
+        "outbound_per_minute": _number(env, "OUTBOUND_PER_MINUTE", 120, int),
+        "conversations_per_day": _number(env, "CONVERSATIONS_PER_DAY", 5, int),
+        "max_message_chars": _number(env, "MAX_MESSAGE_CHARS", 2000, int),
+        "sms_allowed_country_codes": _country_codes(
+            env.get("SMS_ALLOWED_COUNTRY_CODES")
+        ),
         "service_contact": env.get("SERVICE_CONTACT", ""),
         "flows_dir": _path(env.get("FLOWS_DIR")),
         "reminder_after_hours": _number(env, "REMINDER_AFTER_HOURS", 48, int),
@@ -282,6 +341,7 @@ def load_settings(
         ),
         "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
         "log_json": (env.get("LOG_JSON") or "").lower() in ("1", "true", "yes"),
+        "metrics_token": env.get("METRICS_TOKEN") or None,
     }
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known
@@ -350,6 +410,13 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
 
 def _keys(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def _country_codes(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return Settings.sms_allowed_country_codes
+
+    return tuple(code.removeprefix("+") for code in _keys(raw))
 
 
 def _token() -> str:

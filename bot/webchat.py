@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from bot.channels import WEB
 from bot.db import get_db
+from bot.limits import screen_inbound
 from bot.messaging import (
     FAILED,
     OUTBOUND,
@@ -82,8 +83,11 @@ def post_message() -> tuple[dict[str, Any], int]:
     body, browser_id = data.get("text"), data.get("id")
     if not isinstance(body, str) or not body.strip():
         abort(400, "text must be a non-empty string")
-    if len(body) > MAX_BODY_CHARS:
-        abort(413, f"a message can have at most {MAX_BODY_CHARS} characters")
+    settings = current_app.config["POLKU"]
+    # Refused, not cut: the browser keeps the text, nothing is lost.
+    longest = min(MAX_BODY_CHARS, settings.max_message_chars)
+    if len(body) > longest:
+        abort(413, f"a message can have at most {longest} characters")
     if not isinstance(browser_id, str) or not MESSAGE_ID.match(browser_id):
         abort(400, "id must be 8 to 64 letters, digits or dashes")
 
@@ -94,10 +98,15 @@ def post_message() -> tuple[dict[str, Any], int]:
         body=clean_text(body),
         provider_sid=f"web-in-{browser_id}",
     )
-    settings = current_app.config["POLKU"]
-    message, created = receive(get_db(), settings.secret_key, inbound)
+    db = get_db()
+    message, created = receive(db, settings.secret_key, inbound)
     if not created and message.client_id != _client_id(chat_id):
         abort(409, "that message id belongs to another chat")
+    sender = address_hash(settings.secret_key, WEB, chat_id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Over a limit: stored, not answered; the chat shows the notice, if any.
+    if created and screen_inbound(app, db, message, sender, inbound.body):
+        return {"id": message.id}, 201
     queue_inbound(get_queue(), message, settings.retry_intervals)
 
     return {"id": message.id}, 201 if created else 200

@@ -16,7 +16,15 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels import SMS, WHATSAPP
 from bot.db import get_db
-from bot.messaging import Inbound, clean_text, queue_inbound, receive, record_status
+from bot.limits import screen_inbound
+from bot.messaging import (
+    Inbound,
+    address_hash,
+    clean_text,
+    queue_inbound,
+    receive,
+    record_status,
+)
 from bot.queue import get_queue
 
 logger = logging.getLogger(__name__)
@@ -25,6 +33,9 @@ bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 ADDRESS = re.compile(r"^(whatsapp:)?\+?[0-9A-Za-z]{2,32}$")
+# Twilio sends up to 10 attachments; a larger number would not fit the column.
+MEDIA_COUNT = re.compile(r"^[0-9]{1,2}$")
+ERROR_CODE = re.compile(r"^[0-9]{1,6}$")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 WHATSAPP_PREFIX = "whatsapp:"
 
@@ -94,10 +105,10 @@ def inbound_message() -> Response:
     if not ADDRESS.match(sender):
         abort(400, "From is not a phone number or WhatsApp address")
     channel = WHATSAPP if sender.startswith(WHATSAPP_PREFIX) else SMS
-    try:
-        media_count = int(form.get("NumMedia") or 0)
-    except ValueError:
-        abort(400, "NumMedia is not a number")
+    num_media = form.get("NumMedia") or "0"
+    if not MEDIA_COUNT.match(num_media):
+        abort(400, "NumMedia is not a number of attachments")
+    media_count = int(num_media)
     inbound = Inbound(
         channel=channel,
         address=sender.removeprefix(WHATSAPP_PREFIX),
@@ -107,7 +118,13 @@ def inbound_message() -> Response:
     )
 
     settings = current_app.config["POLKU"]
-    message, _ = receive(get_db(), settings.secret_key, inbound)
+    db = get_db()
+    message, created = receive(db, settings.secret_key, inbound)
+    sender = address_hash(settings.secret_key, inbound.channel, inbound.address)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Over a limit: stored, not answered; Twilio still gets 200, or it retries.
+    if created and screen_inbound(app, db, message, sender, inbound.body):
+        return _twiml()
     queue_inbound(get_queue(), message, settings.retry_intervals)
 
     return _twiml()
@@ -121,10 +138,9 @@ def delivery_status() -> Response:
 
     error_code: int | None = None
     if form.get("ErrorCode"):
-        try:
-            error_code = int(form["ErrorCode"])
-        except ValueError:
-            abort(400, "ErrorCode is not a number")
+        if not ERROR_CODE.match(form["ErrorCode"]):
+            abort(400, "ErrorCode is not a Twilio error code")
+        error_code = int(form["ErrorCode"])
     record_status(get_db(), form["MessageSid"], form["MessageStatus"], error_code)
 
     return Response(status=204)

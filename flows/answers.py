@@ -31,6 +31,8 @@ YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})\s*[./\-]\s*(\d{1,2})(?!\d)")
 FULL_DATE = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 FIRST_YEAR, MAX_TEXT = 1900, 1000
+# No answer is a number this long; Python refuses to read one of 4,300 digits.
+MAX_DIGITS = 9
 # "the", "and the", "with the", "for the": Arabic writes them joined to the word.
 ARABIC_ARTICLE = re.compile(r"^(?:وال|بال|لل|ال)")
 QUESTION_MARKS = ("?", "؟", "？")
@@ -133,7 +135,7 @@ def _single_choice(step: Step, answer: str, language: str | None) -> str:
     if not answer:
         raise _reask_choice(step)
     if answer.isdigit():
-        number = int(answer)
+        number = int(answer) if len(answer) <= MAX_DIGITS else 0
         if 1 <= number <= len(step.choices):
             return step.choices[number - 1].value
         raise _reask_choice(step)
@@ -218,7 +220,7 @@ def _number(step: Step, answer: str) -> int:
     low, high = step.minimum or 0, step.maximum or 0
     reask = AnswerError("flow.reask.number", min=low, max=high)
     numbers = re.findall(r"\d+", answer)
-    if len(numbers) != 1:
+    if len(numbers) != 1 or len(numbers[0]) > MAX_DIGITS:
         raise reask
     number = int(numbers[0])
     if not low <= number <= high:
@@ -315,7 +317,10 @@ def parse_selection(answer: str, count: int) -> list[int] | None:
     cleaned = normalise(answer)
     if not SELECTION.match(cleaned):
         return None
-    numbers = [int(n) for n in re.findall(r"\d+", cleaned)]
+    found = re.findall(r"\d+", cleaned)
+    if any(len(n) > MAX_DIGITS for n in found):
+        raise AnswerError("esco.reask", count=count)
+    numbers = [int(n) for n in found]
     if numbers == [0]:
         return []
     if any(n < 1 or n > count for n in numbers):

@@ -65,6 +65,7 @@ def _missing(what: str) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
+        url = _worker_database(url)
         with Redis.from_url(url) as connection:
             connection.ping()
         yield url
@@ -85,6 +86,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"unix://{socket}"
     server.terminate()
     server.wait(timeout=10)
+
+
+def _worker_database(url: str) -> str:
+    """Give each pytest-xdist worker its own Redis database: gw1 takes the one below.
+
+    Tests flush their database, so two processes must never share one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    if index == 0:
+        return url
+    base, _, database = url.rpartition("/")
+    number = int(database or 0) - index
+    if number < 0:
+        pytest.fail(f"no Redis database left for xdist worker {worker} below {url}")
+
+    return f"{base}/{number}"
 
 
 def _postgres_database(request: pytest.FixtureRequest) -> str:
@@ -138,6 +156,15 @@ def twilio(twilio_server: FakeTwilio) -> FakeTwilio:
     return twilio_server
 
 
+NO_LIMITS = {
+    "inbound_per_minute": 0,
+    "inbound_per_day": 0,
+    "outbound_per_hour": 0,
+    "outbound_per_minute": 0,
+    "conversations_per_day": 0,
+}
+
+
 def app_settings(
     database_url: str, redis_url: str, twilio_url: str, instance: Path
 ) -> dict[str, object]:
@@ -154,6 +181,9 @@ def app_settings(
         "twilio_api_url": twilio_url,
         "public_base_url": PUBLIC_BASE_URL,
         "retry_intervals": (1, 1),
+        # The abuse limits are tested in test_limits.py; elsewhere a test plays
+        # a whole interview in seconds from one number.
+        **NO_LIMITS,
     }
 
 

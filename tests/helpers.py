@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import TypeVar
 from flask import Flask
 
 from bot.queue import PolkuWorker, get_queue
+from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -52,14 +54,9 @@ def queued_jobs(app: Flask) -> int:
     return len(get_queue(app).connection.keys("rq:job:*"))
 
 
-@contextmanager
-def worker_processes(
-    app: Flask, count: int, log_level: str = "WARNING"
-) -> Iterator[None]:
-    """Run `count` separate `flask worker` processes on the app's settings."""
-    settings = app.config["POLKU"]
-    env = {
-        **os.environ,
+def worker_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes `flask worker` run on `settings`."""
+    values = {
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url or "",
         "SECRET_KEY": settings.secret_key,
@@ -69,14 +66,39 @@ def worker_processes(
         "TWILIO_SMS_FROM": settings.twilio_sms_from or "",
         "TWILIO_WHATSAPP_FROM": settings.twilio_whatsapp_from or "",
         "TWILIO_API_URL": settings.twilio_api_url,
+        "TWILIO_TIMEOUT": str(settings.twilio_timeout),
         "PUBLIC_BASE_URL": settings.public_base_url or "",
         "RETRY_INTERVALS": ",".join(map(str, settings.retry_intervals)),
+        "INBOUND_PER_MINUTE": str(settings.inbound_per_minute),
+        "INBOUND_PER_DAY": str(settings.inbound_per_day),
+        "OUTBOUND_PER_HOUR": str(settings.outbound_per_hour),
+        "OUTBOUND_PER_MINUTE": str(settings.outbound_per_minute),
+        "CONVERSATIONS_PER_DAY": str(settings.conversations_per_day),
+        "MAX_MESSAGE_CHARS": str(settings.max_message_chars),
+        "SMS_ALLOWED_COUNTRY_CODES": ",".join(settings.sms_allowed_country_codes),
         "POLKU_INSTANCE_PATH": str(settings.instance_path),
-        "LOG_LEVEL": log_level,
+        "OPENAI_BASE_URL": settings.openai_base_url or "",
+        "OPENAI_API_KEY": settings.openai_api_key or "",
+        "LLM_MODEL": settings.llm_model or "",
+        "LLM_TIMEOUT": str(settings.llm_timeout),
+        "LLM_MAX_RETRIES": str(settings.llm_max_retries),
+        "LOG_LEVEL": "WARNING",
     }
+
+    return {**os.environ, **values, **extra}
+
+
+@contextmanager
+def worker_processes(
+    app: Flask, count: int, log_level: str = "WARNING"
+) -> Iterator[None]:
+    """Run `count` separate `flask worker` processes on the app's settings."""
+    env = worker_environment(app.config["POLKU"], LOG_LEVEL=log_level)
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    # Each in a session of its own, so that its work horses and RQ's scheduler
+    # can be killed with it: a worker left behind would take the next test's jobs.
     processes = [
-        subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+        subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
         for _ in range(count)
     ]
     try:
@@ -85,7 +107,21 @@ def worker_processes(
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                # Still finishing a job after 15 s: a warm shutdown is not needed here.
+                pass
+            _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of `process` and its children (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=15)
 
 
 def wait_for(

@@ -1,7 +1,8 @@
 """A local HTTP server that speaks OpenAI's chat-completions API, for the tests.
 
 The real `openai` client talks to it. It records every request and answers
-from a script: a reply's content, an HTTP error status, or a delay.
+from a script: a reply's content, an HTTP error status, or a delay (which
+`release` cuts short, so that a test can hold a request while it kills a worker).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class FakeOpenAI:
         # Answers by what was asked, before the script: see `answer_with`.
         self.responder: Callable[[dict[str, Any]], Step | str | None] | None = None
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,7 +46,8 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 step = server._next(self.path, body, self.headers.get("Authorization"))
-                time.sleep(step.delay)
+                if step.delay:
+                    server._wake.wait(step.delay)
                 if step.status != 200:
                     error = {"error": {"message": "scripted", "type": "server_error"}}
                     self._send(step.status, error)
@@ -85,7 +88,13 @@ class FakeOpenAI:
         """Answer each request with `responder(body)`; None: the script's turn."""
         self.responder = responder
 
+    def release(self) -> None:
+        """End every delay now: held requests are answered at once."""
+        wake, self._wake = self._wake, threading.Event()
+        wake.set()
+
     def reset(self) -> None:
+        self.release()
         with self._lock:
             self.requests.clear()
             self.script.clear()
@@ -101,6 +110,7 @@ class FakeOpenAI:
         )
 
     def close(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 

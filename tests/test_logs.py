@@ -107,3 +107,55 @@ def test_translating_answers_logs_no_text_even_with_argos_debug_on(
     assert "kokki" in counsellor_answers(argos_app)["recent_jobs"].text
     for secret in ("кухарем", "kokki", "Олена", "Шевченко", "PERSON_1"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("log_json", [False, True])
+def test_webhook_log_lines_carry_the_request_id(app, client, capfd, log_json):
+    from bot.logs import configure_logging
+
+    configure_logging(app.config["POLKU"].with_overrides(log_json=log_json))
+    params = message_params(Body=SECRET_TEXT)
+    headers = {
+        "X-Twilio-Signature": signature("/twilio/messages", params),
+        "X-Request-ID": "edge-7f3a9c21",
+    }
+
+    response = client.post("/twilio/messages", data=params, headers=headers)
+
+    assert response.headers["X-Request-ID"] == "edge-7f3a9c21"
+    lines = [line for line in capfd.readouterr().err.splitlines() if "received" in line]
+    assert len(lines) == 1
+    if log_json:
+        assert json.loads(lines[0])["request_id"] == "edge-7f3a9c21"
+    else:
+        assert "[request=edge-7f3a9c21]" in lines[0]
+
+
+@pytest.mark.parametrize("incoming", ["+358409876543", "358409876543", "a b", "x" * 65])
+def test_an_unsafe_request_id_is_replaced_by_a_new_one(client, incoming):
+    response = client.get("/healthz", headers={"X-Request-ID": incoming})
+
+    assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
+
+
+def test_worker_log_lines_carry_the_conversation_and_job_ids(app, client, capfd):
+    from bot.db import get_db
+    from bot.logs import configure_logging
+    from bot.models import Conversation
+    from tests.helpers import run_worker
+
+    # Log to the standard error that capfd reads now.
+    configure_logging(app.config["POLKU"])
+    post_signed(client, "/twilio/messages", message_params(Body="Hei"))
+    run_worker(app)
+
+    with get_db(app).session() as session:
+        conversation_id = session.query(Conversation.id).scalar()
+    lines = capfd.readouterr().err.splitlines()
+    answered = [line for line in lines if re.search(r"message \d+: answered", line)]
+    sent = [line for line in lines if re.search(r"message \d+: sent on sms", line)]
+    assert answered and sent
+    for line in answered + sent:
+        assert re.search(
+            rf"\[conversation={conversation_id} job=[0-9a-f-]{{36}}\]", line
+        )

@@ -1,7 +1,8 @@
 """A local HTTP server that speaks the part of Twilio's REST API Polku uses.
 
 The real `twilio` client sends to it (TWILIO_API_URL); tests read what it
-received and can make it fail the next requests.
+received and can make it fail the next requests, or hold them unanswered (a
+timeout) without accepting the message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})\.json$")
 
 
 @dataclass
@@ -37,9 +39,14 @@ class SentMessage:
 class TwilioState:
     messages: list[SentMessage] = field(default_factory=list)
     failures: list[tuple[int, int]] = field(default_factory=list)
+    # Seconds to hold each of the next requests before refusing it.
+    stalls: list[float] = field(default_factory=list)
+    wake: threading.Event = field(default_factory=threading.Event)
     # WhatsApp recipients outside the 24-hour window: free text is refused.
     closed_windows: set[str] = field(default_factory=set)
     requests: int = 0
+    # When set, a request with another auth token is refused (401, 20003).
+    auth_token: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -62,20 +69,36 @@ class FakeTwilio:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
     def reset(self) -> None:
+        self.release()
         with self.state.lock:
             self.state.messages.clear()
             self.state.failures.clear()
+            self.state.stalls.clear()
             self.state.closed_windows.clear()
             self.state.requests = 0
+            self.state.auth_token = None
 
     def fail_next(self, times: int, status: int = 500, code: int = 20500) -> None:
         """Answer the next `times` message requests with `status` and error `code`."""
         with self.state.lock:
             self.state.failures.extend([(status, code)] * times)
+
+    def stall_next(self, times: int, seconds: float) -> None:
+        """Hold the next `times` message requests for `seconds`, then refuse
+        them (503) without sending: longer than TWILIO_TIMEOUT, a timeout."""
+        with self.state.lock:
+            self.state.stalls.extend([seconds] * times)
+
+    def release(self) -> None:
+        """Cut every held request short now."""
+        with self.state.lock:
+            wake, self.state.wake = self.state.wake, threading.Event()
+        wake.set()
 
     def close_window(self, to: str) -> None:
         """Refuse free text to WhatsApp recipient `to`, as WhatsApp does after
@@ -110,6 +133,19 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def do_GET(self) -> None:
+            """The account resource: what `doctor --online` fetches."""
+            match = ACCOUNT_PATH.match(self.path)
+            if not match:
+                self._reply(404, {"code": 20404, "message": "not found", "status": 404})
+                return
+            auth = _basic_auth(self.headers.get("Authorization", ""))
+            if not _authorised(state, auth, match.group(1)):
+                self._reply(401, {"code": 20003, "message": "auth", "status": 401})
+                return
+            payload = {"sid": match.group(1), "status": "active", "type": "Full"}
+            self._reply(200, payload)
+
         def do_POST(self) -> None:
             match = MESSAGES_PATH.match(self.path)
             length = int(self.headers.get("Content-Length") or 0)
@@ -118,13 +154,24 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"code": 20404, "message": "not found", "status": 404})
                 return
             auth = _basic_auth(self.headers.get("Authorization", ""))
-            if auth is None or auth[0] != match.group(1):
+            if not _authorised(state, auth, match.group(1)):
                 self._reply(401, {"code": 20003, "message": "auth", "status": 401})
                 return
 
             with state.lock:
                 state.requests += 1
                 failure = state.failures.pop(0) if state.failures else None
+                stall = state.stalls.pop(0) if state.stalls and not failure else None
+                wake = state.wake
+            if stall is not None:
+                wake.wait(stall)
+                try:
+                    self._reply(503, {"code": 20503, "message": "slow", "status": 503})
+                except OSError:
+                    pass  # the client gave up waiting, as it should
+                return
+
+            with state.lock:
                 content_sid = form.get("ContentSid", [None])[0]
                 if (
                     failure is None
@@ -164,6 +211,15 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
             )
 
     return Handler
+
+
+def _authorised(
+    state: TwilioState, auth: tuple[str, str] | None, account_sid: str
+) -> bool:
+    if auth is None or auth[0] != account_sid:
+        return False
+
+    return state.auth_token is None or auth[1] == state.auth_token
 
 
 def _basic_auth(header: str) -> tuple[str, str] | None:

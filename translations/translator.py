@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bot import crypto
+from bot import crypto, metrics
 from bot.gate import AnonymisedText, release
 from translations.argos import ArgosBackend, TranslationBackendError
 
@@ -157,9 +157,15 @@ class Translator:
 
         key = self._cache_key(released, source, target)
         translated = self._cached(key)
+        if key is not None:
+            result = "miss" if translated is None else "hit"
+            metrics.count("polku_translation_cache_total", result=result)
         if translated is None:
             try:
-                translated = self.backend.translate(released, source, target)
+                with metrics.timed(
+                    "polku_translation_seconds", source=source, target=target
+                ):
+                    translated = self.backend.translate(released, source, target)
             except TranslationBackendError as exc:
                 logger.warning("translation %s->%s failed: %s", source, target, exc)
                 return Translation(source, target, FAILED)

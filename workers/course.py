@@ -13,6 +13,7 @@ import logging
 
 from rq import get_current_job
 
+from bot import metrics
 from bot.channels import get_channels, get_templates
 from bot.conversation import get_dialogue
 from bot.course import write_due
@@ -74,6 +75,7 @@ def send_question(question_id: int) -> bool:
                 return False
             get_mailer(app).send(message, f"question-{question_id}")
         except MailError as exc:
+            metrics.count("polku_failures_total", kind="question_mail")
             mark_failed(db, question_id, str(exc), final=_final(), model=CourseQuestion)
             raise
         mark_sent(db, question_id, CourseQuestion)

@@ -14,6 +14,7 @@ import logging
 from rq import get_current_job
 from sqlalchemy import select
 
+from bot import metrics
 from bot.channels import get_channels
 from bot.conversation import COURSE, anonymise_for, get_dialogue
 from bot.counsellor import locked_conversation, translate_answers
@@ -82,6 +83,7 @@ def send_handoff(handoff_id: int) -> bool:
                 )
             get_mailer(app).send(message, reference)
         except MailError as exc:
+            metrics.count("polku_failures_total", kind="handoff_mail")
             mark_failed(db, handoff_id, str(exc), final=_final_attempt())
             raise
         except Exception as exc:

@@ -12,12 +12,14 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Flask
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from bot.channels import get_channels
 from bot.conversation import get_dialogue
 from bot.db import get_db
 from bot.handoff import PENDING, SENDING, STALE_CLAIM
+from bot.health import record_sweep
 from bot.messaging import (
     INBOUND,
     OUTBOUND,
@@ -26,6 +28,7 @@ from bot.messaging import (
     TRANSLATING,
     queue_outbound,
 )
+from bot.messaging import SENDING as REPLY_SENDING
 from bot.models import CourseQuestion, Enrolment, Handoff, Message, utcnow
 from bot.queue import (
     enqueue_handoff,
@@ -51,6 +54,9 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
     app = get_app()
     grace = GRACE if grace_seconds is None else timedelta(seconds=grace_seconds)
     cutoff = utcnow() - grace
+    # A reply left "sending" by a worker that died mid-send (its retries spent)
+    # is sent again once it is stale; younger, its job may still be at it.
+    stale = min(cutoff, utcnow() - STALE_CLAIM)
     intervals = app.config["POLKU"].retry_intervals
     with app.app_context():
         queue = get_queue()
@@ -63,6 +69,9 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
                         (Message.direction == INBOUND) & (Message.status == RECEIVED)
                         | (Message.direction == OUTBOUND)
                         & Message.status.in_((QUEUED, TRANSLATING))
+                        | (Message.direction == OUTBOUND)
+                        & (Message.status == REPLY_SENDING)
+                        & (Message.created_at <= stale)
                     ),
                 )
                 .order_by(Message.id)
@@ -79,8 +88,15 @@ def requeue_pending(grace_seconds: int | None = None) -> int:
                 enqueue_send(queue, message_id, client_id, intervals)
     if waiting:
         logger.info("sweep: queued %d waiting messages again", len(waiting))
+    requeued = len(waiting) + requeue_handoffs(app, cutoff)
+    requeued += requeue_questions(app, cutoff)
+    try:
+        # For /metrics: an operator alerts when the sweep stops running.
+        record_sweep(queue.connection)
+    except RedisError:
+        logger.warning("sweep: could not note the time it ran", exc_info=True)
 
-    return len(waiting) + requeue_handoffs(app, cutoff) + requeue_questions(app, cutoff)
+    return requeued
 
 
 def requeue_handoffs(app: Flask, cutoff: datetime) -> int:

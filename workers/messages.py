@@ -12,8 +12,9 @@ from rq import get_current_job
 
 from bot.channels import get_channels
 from bot.conversation import get_dialogue
-from bot.db import get_db
+from bot.db import UNAVAILABLE_ERRORS, get_db
 from bot.errors import PolkuError
+from bot.limits import get_limits
 from bot.messaging import (
     answer,
     deliver,
@@ -26,6 +27,7 @@ from bot.queue import (
     enqueue_question,
     enqueue_translation,
     get_queue,
+    release_send,
 )
 from workers import get_app
 
@@ -39,7 +41,9 @@ def handle_inbound(message_id: int) -> int:
     once. A failure stops the job so that RQ retries it, keeping the order. On
     the job's last try a failing message is given up on (marked failed), the
     later ones are still answered, and the job then fails so that it stays
-    visible in RQ's failed registry.
+    visible in RQ's failed registry. An unreachable database is never the
+    message's fault: the job fails without giving up on it, and the sweep
+    queues the message again once RQ's retries are spent.
     """
     app = get_app()
     settings = app.config["POLKU"]
@@ -50,8 +54,16 @@ def handle_inbound(message_id: int) -> int:
         for pending_id in pending_inbound(db, message_id):
             try:
                 answered = answer(
-                    db, pending_id, channels, get_dialogue(app), settings.secret_key
+                    db,
+                    pending_id,
+                    channels,
+                    get_dialogue(app),
+                    settings.secret_key,
+                    settings.max_message_chars,
                 )
+            except UNAVAILABLE_ERRORS:
+                logger.warning("message %s: database unavailable; retried", pending_id)
+                raise
             except Exception:
                 record_inbound_failure(db, pending_id, final=final)
                 if not final:
@@ -98,8 +110,12 @@ def send_outbound(message_id: int) -> None:
 
     Raises on a retryable failure, so RQ retries with the configured backoff;
     on the last try the message is marked failed and the job stays in RQ's
-    failed registry.
+    failed registry. A reply over a send limit stays queued: the job lets go
+    of it, and the sweep queues it again each minute until the limit allows.
     """
     app = get_app()
     with app.app_context():
-        deliver(get_db(), message_id, get_channels(app), final_attempt=_final_attempt())
+        channels, gate = get_channels(app), get_limits(app).gate
+        final = _final_attempt()
+        if deliver(get_db(), message_id, channels, final_attempt=final, gate=gate):
+            release_send(get_queue(), message_id)
