@@ -39,6 +39,9 @@ from bot.gate import AnonymisedText, seal
 
 LANGUAGE = "xx"  # one analysis for every language: the patterns are the same
 NAMES_FILE = Path(__file__).parent / "data" / "names.txt"
+# +, a country code, then groups of digits split by one space, dot or hyphen,
+# the area code perhaps in brackets: +358 40 123 4567, +44 (20) 7946-0000.
+INTERNATIONAL_PHONE = r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w])"
 PHONE_REGIONS = ("FI", "SE", "EE", "GB", "DE", "UA", "RU", "SO", "IQ", "SY", "AF", "TR")
 # Presidio's names for the entities it finds, and ours.
 ENTITY_NAMES = {
@@ -282,6 +285,24 @@ class BusinessIdRecognizer(PatternRecognizer):
         return check == (0 if remainder == 0 else 11 - remainder)
 
 
+class InternationalPhoneRecognizer(PatternRecognizer):
+    """Numbers written with a + and a country code, however they are grouped.
+
+    The phone library reads most of them, but a number after other data and a
+    comma ("010100A002H , +358 40 …") can escape it or lose its first groups.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entity="PHONE_NUMBER",
+            patterns=[Pattern("international phone", INTERNATIONAL_PHONE, 0.6)],
+            supported_language=LANGUAGE,
+        )
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return 8 <= sum(char.isdigit() for char in pattern_text) <= 15
+
+
 class CuedRecognizer(EntityRecognizer):
     """A pattern that counts only after one of its cue words, within a window."""
 
@@ -431,6 +452,7 @@ def analyzer() -> AnalyzerEngine:
         OfflineEmailRecognizer(supported_language=LANGUAGE),
         IbanRecognizer(supported_language=LANGUAGE),
         PhoneRecognizer(supported_language=LANGUAGE, supported_regions=PHONE_REGIONS),
+        InternationalPhoneRecognizer(),
         FiPersonalIdentityCodeRecognizer(supported_language=LANGUAGE),
         BusinessIdRecognizer(),
         AddressRecognizer(),

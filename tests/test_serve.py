@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import sys
 import psutil
 import requests
 
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, embedded_environment, wait_for
 
 
 def free_port() -> int:
@@ -21,12 +20,7 @@ def free_port() -> int:
 
 def test_serve_starts_everything_on_embedded_defaults(tmp_path):
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "REDIS_", "TWILIO_", "SECRET_"))
-    }
-    env["POLKU_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env = embedded_environment(tmp_path / "instance")
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "serve"]
     server = subprocess.Popen(  # noqa: S603
         [*command, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True

@@ -133,30 +133,33 @@ def _handler(state: TwilioState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:
-            """The account resource: what `doctor --online` fetches."""
-            match = ACCOUNT_PATH.match(self.path)
+        def _resource(self, path: re.Pattern[str]) -> re.Match[str] | None:
+            """Match the path and the account's credentials; else answer 404/401."""
+            match = path.match(self.path)
             if not match:
                 self._reply(404, {"code": 20404, "message": "not found", "status": 404})
-                return
+                return None
             auth = _basic_auth(self.headers.get("Authorization", ""))
             if not _authorised(state, auth, match.group(1)):
                 self._reply(401, {"code": 20003, "message": "auth", "status": 401})
+                return None
+            return match
+
+        def do_GET(self) -> None:
+            """The account resource: what `doctor --online` fetches."""
+            match = self._resource(ACCOUNT_PATH)
+            if match is None:
                 return
             payload = {"sid": match.group(1), "status": "active", "type": "Full"}
             self._reply(200, payload)
 
         def do_POST(self) -> None:
-            match = MESSAGES_PATH.match(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             form = parse_qs(self.rfile.read(length).decode("utf-8"))
-            if not match:
-                self._reply(404, {"code": 20404, "message": "not found", "status": 404})
+            match = self._resource(MESSAGES_PATH)
+            if match is None:
                 return
             auth = _basic_auth(self.headers.get("Authorization", ""))
-            if not _authorised(state, auth, match.group(1)):
-                self._reply(401, {"code": 20003, "message": "auth", "status": 401})
-                return
 
             with state.lock:
                 state.requests += 1
