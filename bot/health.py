@@ -24,7 +24,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db import get_db
-from bot.metrics import CONTENT_TYPE, Family, render, stored_families
+from bot.metrics import (
+    CONTENT_TYPE,
+    Family,
+    language_label,
+    render,
+    stored_families,
+)
 from bot.models import Client, CourseQuestion, Handoff, Message, ModelCall
 from bot.queue import QUEUE_NAME, redis_url
 
@@ -453,12 +459,7 @@ def _kind(value: object) -> str:
 
 
 def _language(code: str | None) -> str:
-    from translations import LANGUAGES_BY_CODE
-
-    if code is None:
-        return "none"
-
-    return code if code in LANGUAGES_BY_CODE else "other"
+    return language_label(code)
 
 
 def _merge(family: Family) -> None:

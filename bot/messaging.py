@@ -165,6 +165,7 @@ def receive(db: Database, secret_key: str, inbound: Inbound) -> tuple[Message, b
                     status=RECEIVED,
                 )
                 session.add(message)
+                language = client.language
         except IntegrityError:
             existing = _find_by_sid(db, inbound.provider_sid)
             if existing is not None:
@@ -176,6 +177,11 @@ def receive(db: Database, secret_key: str, inbound: Inbound) -> tuple[Message, b
         break
 
     logger.info("message %s: received from client %s", message.id, message.client_id)
+    metrics.count(
+        "polku_messages_received_total",
+        channel=inbound.channel,
+        language=metrics.language_label(language),
+    )
 
     return message, True
 
@@ -551,6 +557,7 @@ def _deliver_one(
         message.status = SENDING
         message.attempts += 1
         to, body, channel_name = client.address, message.body, message.channel
+        language = client.language
         template = (message.content_sid, message.content_variables or "{}")
 
     channel = channels.get(channel_name)
@@ -578,6 +585,11 @@ def _deliver_one(
             _set_status(message, "delivered" if channel_name == WEB else SENT)
             _finish_erasure(session, message)
     logger.info("message %s: sent on %s", message_id, channel_name)
+    metrics.count(
+        "polku_messages_sent_total",
+        channel=channel_name,
+        language=metrics.language_label(language),
+    )
 
     return False
 

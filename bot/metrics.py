@@ -29,6 +29,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # What each series means, for the HELP lines. A part that counts something new
 # adds its text here (or calls `describe`); others get a plain default.
 HELP: dict[str, str] = {
+    "polku_messages_received_total": (
+        "Inbound messages stored (a retried webhook counts once), by channel and "
+        "the client's language (none before it is known)."
+    ),
+    "polku_messages_sent_total": (
+        "Replies handed to Twilio (or the web chat), by channel and the client's "
+        "language."
+    ),
     "polku_limited_total": (
         "Messages or requests held back by a limit (bot/limits.py, message "
         "length), by kind and channel."
@@ -88,6 +96,16 @@ def _escape(value: str) -> str:
 def describe(name: str, text: str) -> None:
     """Give the series `name` its HELP text on /metrics."""
     HELP[name] = text
+
+
+def language_label(code: str | None) -> str:
+    """A client's language as a label: a supported code, `none` or `other`."""
+    from translations import LANGUAGES_BY_CODE
+
+    if code is None:
+        return "none"
+
+    return code if code in LANGUAGES_BY_CODE else "other"
 
 
 def count(name: str, amount: int = 1, **labels: str) -> None:

@@ -233,8 +233,9 @@ def test_metrics_refuses_a_missing_or_wrong_token(
 def test_metrics_count_a_conversation_per_channel_and_language(
     metrics_app, client, twilio
 ):
-    for body in ("Hei", "1"):
-        post_signed(client, "/twilio/messages", message_params(Body=body))
+    sent_forms = [message_params(Body=body) for body in ("Hei", "1")]
+    for form in sent_forms:
+        post_signed(client, "/twilio/messages", form)
     run_worker(metrics_app)
 
     families = scrape(client)
@@ -247,6 +248,17 @@ def test_metrics_count_a_conversation_per_channel_and_language(
         twilio.messages
     )
     assert value(families["polku_clients"], "polku_clients", language="fi") == 1
+    # The counters, for rates: both came before the language was known; a
+    # retried webhook is not counted again.
+    post_signed(client, "/twilio/messages", sent_forms[0])
+    families = scrape(client)
+    received = families["polku_messages_received"]
+    name = "polku_messages_received_total"
+    assert value(received, name, channel="sms", language="none") == 2
+    sent = families["polku_messages_sent"]
+    name = "polku_messages_sent_total"
+    assert value(sent, name, channel="sms") == len(twilio.messages)
+    assert value(sent, name, channel="sms", language="fi") >= 1
     wait = families["polku_job_wait_seconds"]
     handled = {"function": "handle_inbound"}
     assert value(wait, "polku_job_wait_seconds_count", **handled) >= 1
