@@ -899,13 +899,11 @@ def check_course(context: Context) -> Result:
 
 def check_templates(context: Context) -> Result:
     """Each WhatsApp template has a real ContentSid, not the shipped placeholder."""
+    from bot.channels import templates_file
     from bot.channels.templates import load_templates
-    from flows import FLOWS_DIR
 
     settings = context.config
-    path = settings.whatsapp_templates_file or (
-        (settings.flows_dir or FLOWS_DIR) / "whatsapp.yaml"
-    )
+    path = templates_file(settings)
     try:
         templates = load_templates(path)
     except ConfigError as exc:

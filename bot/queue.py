@@ -132,7 +132,7 @@ def release_send(queue: Queue, message_id: int) -> None:
 
     For a reply held back by a send limit: its job ends without sending it.
     """
-    _forget(queue, f"polku:job:workers.messages.send_outbound:{message_id}")
+    _forget(queue, _marker("workers.messages.send_outbound", message_id))
 
 
 def enqueue_translation(
@@ -170,7 +170,7 @@ def enqueue_handoff(
     """
     function = "workers.handoff.send_handoff"
     if again:
-        _forget(queue, f"polku:job:{function}:{handoff_id}")
+        _forget(queue, _marker(function, handoff_id))
     return _enqueue(
         queue,
         function,
@@ -225,7 +225,7 @@ def _enqueue(
     # can take. A retried webhook or the sweep finds it and queues nothing more;
     # it is gone when Redis lost its data or the job outlived it, which is
     # exactly when queueing again is right.
-    marker = f"polku:job:{function}:{record_id}"
+    marker = _marker(function, record_id)
     ttl = sum(intervals) + JOB_TIMEOUT * (len(intervals) + 1) + MARKER_MARGIN
     try:
         if not queue.connection.set(marker, 1, nx=True, ex=ttl):
@@ -245,6 +245,10 @@ def _enqueue(
         return False
 
     return True
+
+
+def _marker(function: str, record_id: int) -> str:
+    return f"polku:job:{function}:{record_id}"
 
 
 def _forget(queue: Queue, marker: str) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flask import Flask
 
     from bot.channels.templates import Template
@@ -49,16 +51,21 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
+def templates_file(settings: Settings) -> Path:
+    """Where the WhatsApp templates are: WHATSAPP_TEMPLATES_FILE, else the flows'."""
+    from flows import FLOWS_DIR
+
+    return settings.whatsapp_templates_file or (
+        (settings.flows_dir or FLOWS_DIR) / "whatsapp.yaml"
+    )
+
+
 def init_app(app: Flask) -> None:
     from bot.channels.templates import load_templates
-    from flows import FLOWS_DIR
 
     settings = app.config["POLKU"]
     app.extensions["polku.channels"] = channels_for(settings)
-    path = settings.whatsapp_templates_file or (
-        (settings.flows_dir or FLOWS_DIR) / "whatsapp.yaml"
-    )
-    app.extensions["polku.templates"] = load_templates(path)
+    app.extensions["polku.templates"] = load_templates(templates_file(settings))
 
 
 def get_channels(app: Flask) -> dict[str, Channel]:
